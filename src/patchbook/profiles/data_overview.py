@@ -1,0 +1,14 @@
+"""Profiles of notebooks/data-overview.md."""
+
+PROFILES = {
+    "smoke": {"seed": 0, "n_show": 8, "n_paintings": 4, "max_side": 96},
+    "laptop": {"seed": 0, "n_show": 10, "n_paintings": 8, "max_side": 256},
+    "paper": {"seed": 0, "n_show": 10, "n_paintings": 28, "max_side": 512},
+}
+
+DOC = {
+    "seed": "random seed of the samples shown",
+    "n_show": "images shown per class row",
+    "n_paintings": "Rouen Cathedral canvases shown",
+    "max_side": "longest side of the paintings and photographs shown, in pixels",
+}
