@@ -1,0 +1,1 @@
+"""Neural style transfer: pretrained features, losses and methods."""
