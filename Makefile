@@ -12,7 +12,6 @@ PATCHBOOK_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export PATCHBOOK_DATA
 export PATH := $(abspath $(BIN)):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-export MPLBACKEND := Agg
 
 DEPS_HASH := $(shell cat pyproject.toml environment.yml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)

@@ -48,7 +48,7 @@ def build(profile: str = "laptop", extra: list[str] | None = None) -> int:
             shutil.rmtree(cache)
         build_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PATCHBOOK_PROFILE=profile)
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(root), "-W", "-n", "--keep-going",
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "-W", "-n", "--keep-going",
            "--path-output", str(out), *(extra or [])]
     print(" ".join(cmd), flush=True)
     rc = subprocess.call(cmd, env=env, cwd=root)

@@ -71,10 +71,21 @@ def start(notebook: str, profile: str = "laptop", overrides: dict | None = None)
     """Resolve parameters, seed every generator and set the figure style."""
     params = profiles.resolve(notebook, profile, overrides)
     seed_everything(int(params.get("seed", 0)))
-    try:
-        from .plotting import use_style
+    _inline_figures()
+    from .plotting import use_style
 
-        use_style()
-    except ImportError:
-        pass
+    use_style()
     return Run(notebook, params)
+
+
+def _inline_figures() -> None:
+    """Show figures inline when running in a Jupyter kernel, even if
+    ``MPLBACKEND`` (set for headless tests) asked for Agg."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")

@@ -1,0 +1,38 @@
+"""Every notebook under notebooks/ runs at the smoke profile (jupytext + papermill)."""
+
+import json
+
+import pytest
+
+from patchbook import notebooks
+
+NOTEBOOKS = notebooks.available()
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_at_smoke(name, data_root, tmp_path):
+    out = notebooks.execute(name, "smoke", output=tmp_path, timeout=600)
+    executed = json.loads(out.read_text())
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    results = tmp_path / "smoke" / f"{name}.json"
+    assert results.exists(), f"{name} recorded no measured result"
+    assert json.loads(results.read_text())["records"]
+
+
+def test_cli_run_with_parameter(data_root, tmp_path):
+    from patchbook.__main__ import main
+
+    assert main(["run", "data-overview", "--profile", "smoke", "-p", "seed", "3", "--output", str(tmp_path)]) == 0
+    recs = json.loads((tmp_path / "smoke" / "data-overview.json").read_text())["records"]
+    assert all(r["params"]["seed"] == 3 for r in recs)
+
+
+def test_cli_rejects_unknown_names(capsys):
+    from patchbook.__main__ import main
+
+    assert main(["run", "no-such-notebook", "--profile", "smoke"]) == 2
+    assert "data-overview" in capsys.readouterr().err
+    assert main(["run", "data-overview", "--profile", "smoke", "-p", "bogus", "1"]) == 2
+    assert "n_show" in capsys.readouterr().err
