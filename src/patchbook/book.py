@@ -49,7 +49,7 @@ def build(profile: str = "laptop", extra: list[str] | None = None) -> int:
         build_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PATCHBOOK_PROFILE=profile)
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "-W", "-n", "--keep-going",
-           "--path-output", str(out), *(extra or [])]
+           "--path-output", str(out), "--all", *(extra or [])]
     print(" ".join(cmd), flush=True)
     rc = subprocess.call(cmd, env=env, cwd=root)
     if rc == 0:
