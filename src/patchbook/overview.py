@@ -54,19 +54,27 @@ def _fmt(x: Any) -> str:
     return str(x).replace("|", "/")
 
 
+def _where(rec: dict[str, Any]) -> str:
+    hw = rec.get("hardware") or {}
+    machine = hw.get("gpu") or f"{hw.get('cores', '?')}-core CPU"
+    return f"{machine}, {str(rec.get('date', ''))[:10]}"
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table: notebook, quantity, published (source), measured, unit, profile, gap, where/when."""
+    """A Markdown table: notebook, quantity, published (source), measured,
+    profile, gap (measured - published) and where/when it was measured."""
     lines = [
-        "| notebook | quantity | published | source | measured | unit | profile | gap | where, when |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| notebook | quantity | published (source) | measured | profile | gap | measured on |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        hw = r.get("hardware") or {}
-        where = hw.get("gpu") or f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}"
+        unit = f" {r['unit']}" if r.get("unit") else ""
+        pub = _fmt(r.get("published"))
+        if pub:
+            pub += unit + (f" ({_fmt(r['source'])})" if r.get("source") else "")
         g = gap(r)
         lines.append(
-            f"| {r['notebook']} | {_fmt(r['quantity'])} | {_fmt(r.get('published'))} | {_fmt(r.get('source'))} "
-            f"| {_fmt(r.get('value'))} | {_fmt(r.get('unit'))} | {r.get('profile', '')} "
-            f"| {'' if g is None else f'{g:+.3g}'} | {where}, {str(r.get('date', ''))[:10]} |"
+            f"| {r['notebook']} | {_fmt(r['quantity'])} | {pub} | {_fmt(r.get('value'))}{unit} "
+            f"| {r.get('profile', '')} | {'' if g is None else f'{g:+.3g}'} | {_where(r)} |"
         )
     return "\n".join(lines)
