@@ -1,18 +1,29 @@
-"""Image patches: extraction and streamed first and second moments.
+"""Image patches: extraction, random sampling and streamed first and second moments.
 
 A ``Q x Q`` patch of a ``C``-channel image is flattened in the order
 ``(channel, row, column)``, as ``torch.nn.functional.unfold`` does, so a
 patch vector has ``d = C * Q * Q`` entries and a dictionary of patches can be
 reshaped into convolution kernels ``|D| x C x Q x Q``.
+
+Images come either as ``uint8`` numpy arrays ``N x H x W x C`` (what
+:mod:`patchbook.data` returns) or as float tensors ``N x C x H x W``;
+:func:`to_tensor` turns the former into the latter with pixels in [0, 1].
+A ``normalize`` callable, where a function takes one, is applied to float
+``N x C x H x W`` tensors before patches are taken; it must act pixel by pixel
+(e.g. a per-channel standardisation), since :func:`sample_patches` applies it
+to the patches themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+Normalize = Callable[[torch.Tensor], torch.Tensor]
 
 
 def to_tensor(images: np.ndarray | torch.Tensor, device: str | torch.device = "cpu",
@@ -24,12 +35,25 @@ def to_tensor(images: np.ndarray | torch.Tensor, device: str | torch.device = "c
             raise ValueError(f"expected N x H x W x C images, got shape {images.shape}")
         t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
         scale = 255.0 if images.dtype == np.uint8 else 1.0
-        return t.to(device=device, dtype=dtype).div_(scale)
+        return t.to(device=device, dtype=dtype).div_(scale).contiguous()
     return images.to(device=device, dtype=dtype)
+
+
+def image_shape(images: np.ndarray | torch.Tensor) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a batch in either layout (see :func:`to_tensor`)."""
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch of images with 4 dimensions, got shape {tuple(images.shape)}")
+    if isinstance(images, np.ndarray):
+        H, W, C = images.shape[1:]
+    else:
+        C, H, W = images.shape[1:]
+    return int(C), int(H), int(W)
 
 
 def n_positions(size: int, patch: int, stride: int = 1) -> int:
     """Patch positions along one side (no padding)."""
+    if patch < 1 or stride < 1:
+        raise ValueError(f"patch and stride must be >= 1, got {patch}, {stride}")
     if patch > size:
         raise ValueError(f"patch size {patch} exceeds image size {size}")
     return (size - patch) // stride + 1
@@ -49,26 +73,35 @@ def extract_patches(images: torch.Tensor, patch: int, stride: int = 1) -> torch.
 
 @dataclass
 class PatchMoments:
-    """Mean ``d`` and covariance ``d x d`` (float64) of ``count`` patches."""
+    """Mean ``d`` and covariance ``d x d`` (float64, on the CPU) of ``count`` patches."""
 
     mean: torch.Tensor
     cov: torch.Tensor
     count: int
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """For :func:`patchbook.cache.memo_arrays`."""
+        return {"mean": self.mean.numpy(), "cov": self.cov.numpy(), "count": np.asarray(self.count)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PatchMoments":
+        return cls(torch.from_numpy(np.asarray(arrays["mean"])), torch.from_numpy(np.asarray(arrays["cov"])),
+                   int(arrays["count"]))
+
 
 def patch_moments(images: np.ndarray | torch.Tensor, patch: int, stride: int = 1,
                   batch_size: int = 512, device: str | torch.device = "cpu",
-                  normalize=None, progress: bool = False) -> PatchMoments:
+                  normalize: Normalize | None = None, progress: bool = False) -> PatchMoments:
     """Mean and covariance of every patch of every image, streamed in batches.
 
     Memory stays at one batch of patches whatever the dataset size (all
-    50,000 x 729 CIFAR-10 patches at ``patch=6`` fit this way). Each batch's
-    Gram matrix is computed in float32 around a fixed shift (the first
-    batch's mean) and accumulated in float64, which keeps the cancellation
-    in ``E[xx^T] - mu mu^T`` harmless.
-
-    ``normalize`` is an optional callable applied to each float batch
-    ``B x C x H x W`` before the patches are taken.
+    50,000 x 729 CIFAR-10 patches at ``patch=6`` fit this way). The images
+    are shifted by the first batch's per-channel mean, which makes the
+    patch mean small, so the float32 Gram matrices of each batch (one
+    batched product of the unfolded patches, no transposed copy) lose
+    nothing to the cancellation in ``E[xx^T] - mu mu^T``; they are
+    accumulated in float64. The covariance is the biased one (divided by
+    the number of patches).
     """
     from tqdm.auto import tqdm
 
@@ -79,48 +112,74 @@ def patch_moments(images: np.ndarray | torch.Tensor, patch: int, stride: int = 1
         x = to_tensor(images[start:start + batch_size], device)
         if normalize is not None:
             x = normalize(x)
-        p = extract_patches(x, patch, stride).reshape(-1, x.shape[1] * patch * patch)
         if shift is None:
-            shift = p.mean(0)
-            d = p.shape[1]
-            s1 = torch.zeros(d, dtype=torch.float64, device=device)
-            s2 = torch.zeros(d, d, dtype=torch.float64, device=device)
-        p = p - shift
-        s1 += p.sum(0, dtype=torch.float64)
-        s2 += (p.T @ p).double()
-        total += p.shape[0]
+            shift = x.mean((0, 2, 3))
+            d = x.shape[1] * patch * patch
+            s1 = torch.zeros(d, dtype=torch.float64, device=x.device)
+            s2 = torch.zeros(d, d, dtype=torch.float64, device=x.device)
+        n_positions(min(x.shape[-2:]), patch, stride)
+        U = F.unfold(x - shift[None, :, None, None], kernel_size=patch, stride=stride)  # B x d x L
+        s1 += U.sum((0, 2), dtype=torch.float64)
+        s2 += torch.bmm(U, U.transpose(1, 2)).sum(0, dtype=torch.float64)
+        total += U.shape[0] * U.shape[2]
     if total == 0:
         raise ValueError("no images given")
     m = s1 / total
     cov = s2 / total - torch.outer(m, m)
     cov = (cov + cov.T) / 2
-    return PatchMoments(mean=(m + shift.double()).cpu(), cov=cov.cpu(), count=total)
+    mean = m + shift.double().repeat_interleave(patch * patch)  # (channel, row, column) order
+    return PatchMoments(mean=mean.cpu(), cov=cov.cpu(), count=total)
+
+
+@dataclass
+class PatchIndex:
+    """Where sampled patches come from: image index and top-left corner."""
+
+    image: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+
+
+def sample_patch_index(n_images: int, height: int, width: int, patch: int, n: int,
+                       seed: int = 0, stride: int = 1) -> PatchIndex:
+    """``n`` distinct (image, position) pairs drawn uniformly at random with
+    ``seed`` among the ``n_images x L`` of a dataset (``L`` positions per
+    image at ``stride``)."""
+    ph, pw = n_positions(height, patch, stride), n_positions(width, patch, stride)
+    L = ph * pw
+    if n > n_images * L:
+        raise ValueError(f"asked for {n} patches but there are only {n_images * L}")
+    flat = np.random.default_rng(seed).choice(n_images * L, size=n, replace=False)
+    img, pos = flat // L, flat % L
+    return PatchIndex(img.astype(np.int64), (pos // pw) * stride, (pos % pw) * stride)
+
+
+def gather_patches(images: np.ndarray | torch.Tensor, index: PatchIndex, patch: int,
+                   normalize: Normalize | None = None) -> torch.Tensor:
+    """The patches at ``index`` as a float32 ``n x d`` tensor (flattened in
+    ``(channel, row, column)`` order; pixels in [0, 1] for ``uint8`` input)."""
+    a = np.arange(patch)
+    rows = (index.row[:, None] + a)[:, :, None]
+    cols = (index.col[:, None] + a)[:, None, :]
+    img = index.image[:, None, None]
+    if isinstance(images, np.ndarray):
+        p = to_tensor(images[img, rows, cols])  # n x Q x Q x C -> n x C x Q x Q
+    else:
+        t = images.cpu()
+        p = t[torch.as_tensor(img), :, torch.as_tensor(rows), torch.as_tensor(cols)]  # n x Q x Q x C
+        p = p.permute(0, 3, 1, 2).float()
+    if normalize is not None:
+        p = normalize(p)
+    return p.reshape(len(index.image), -1).contiguous()
 
 
 def sample_patches(images: np.ndarray | torch.Tensor, patch: int, n: int, seed: int = 0,
-                   stride: int = 1, normalize=None) -> torch.Tensor:
+                   stride: int = 1, normalize: Normalize | None = None,
+                   return_index: bool = False):
     """``n`` patches drawn uniformly at random (with ``seed``) over
-    (image, position) pairs, without replacement. Returns ``n x d``."""
-    N = len(images)
-    x0 = to_tensor(images[:1])
-    H, W = x0.shape[-2:]
-    ph, pw = n_positions(H, patch, stride), n_positions(W, patch, stride)
-    L = ph * pw
-    if n > N * L:
-        raise ValueError(f"asked for {n} patches but there are only {N * L}")
-    g = np.random.default_rng(seed)
-    flat = g.choice(N * L, size=n, replace=False)
-    img_idx, pos = flat // L, flat % L
-    rows, cols = (pos // pw) * stride, (pos % pw) * stride
-    order = np.argsort(img_idx, kind="stable")
-    out = torch.empty(n, x0.shape[1] * patch * patch)
-    # decode only the images needed, in order
-    uniq = np.unique(img_idx)
-    x = to_tensor(images[uniq] if isinstance(images, np.ndarray) else images[torch.as_tensor(uniq)])
-    if normalize is not None:
-        x = normalize(x)
-    where = {int(u): i for i, u in enumerate(uniq)}
-    for k in order:
-        xi = x[where[int(img_idx[k])], :, rows[k]:rows[k] + patch, cols[k]:cols[k] + patch]
-        out[k] = xi.reshape(-1)
-    return out
+    (image, position) pairs, without replacement. Returns ``n x d`` (and the
+    :class:`PatchIndex` with ``return_index``)."""
+    C, H, W = image_shape(images)
+    index = sample_patch_index(len(images), H, W, patch, n, seed, stride)
+    out = gather_patches(images, index, patch, normalize)
+    return (out, index) if return_index else out

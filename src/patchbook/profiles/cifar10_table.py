@@ -1,0 +1,93 @@
+"""Profiles of notebooks/cifar10-table.md (patch k-NN codes + linear classifier on CIFAR-10).
+
+``rows`` lists the measured rows of the table: each is a dict of parameters
+that override the profile's own for that row (``{}``: the profile as is).
+
+The paper profile is the authors' |D| = 2048 run. Their larger runs are the
+same profile with ``-p n_atoms 16384 -p epochs 175 -p milestones "[100, 150]"``
+(and ``n_atoms 65536``; ``-p soft 1.0`` for the code without VQ).
+"""
+
+_BASE = {
+    "seed": 0,
+    "n_per_class": 0,            # 0: the whole training set (5,000 per class)
+    "n_test_per_class": 0,       # 0: the whole test set (1,000 per class)
+    "n_atoms": 2048,
+    "patch": 6,
+    "k_fraction": 0.4,
+    "lam": 1e-3,
+    "whitening": "zca",
+    "both_signs": True,
+    "soft": 0.0,                 # 0: binary code; > 0: sigmoid scale s of the soft code
+    "pool": 5,
+    "pool_stride": 3,
+    "ceil_mode": True,
+    "head": "factorized",
+    "bottleneck": 128,
+    "head_kernel": 6,
+    "batch_size": 128,
+    "epochs": 80,
+    "lr": 3e-3,
+    "milestones": [50, 75],
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "augment": True,
+    "padding": 4,
+    "mirror": False,
+    "rows": [{}],
+    "device": "auto",
+    "memory_mb": 512,
+    "n_show": 8,
+}
+
+PROFILES = {
+    "smoke": {
+        **_BASE,
+        "n_per_class": 20, "n_test_per_class": 10, "n_atoms": 64,
+        "pool": 7, "pool_stride": 4, "ceil_mode": False,
+        "bottleneck": 32, "batch_size": 50, "epochs": 1, "lr": 0.01, "milestones": [],
+        "augment": False, "rows": [{}, {"whitening": "none"}],
+    },
+    "laptop": {
+        **_BASE,
+        "n_atoms": 512,
+        "pool": 7, "pool_stride": 4, "ceil_mode": False,
+        "epochs": 8, "lr": 0.01, "milestones": [5, 7],
+        "augment": False, "rows": [{}, {"whitening": "none"}],
+    },
+    "paper": {**_BASE, "memory_mb": 8192},
+}
+
+DOC = {
+    "seed": "seed of the subsets, the dictionary draw and the training",
+    "n_per_class": "training images per class (0: all 5,000)",
+    "n_test_per_class": "test images per class (0: all 1,000)",
+    "n_atoms": "dictionary size |D| (patches drawn at random from the training images)",
+    "patch": "patch side Q (Q x Q x 3 patches)",
+    "k_fraction": "K, nearest atoms coded per patch, as a fraction of |D| (authors: 0.4)",
+    "lam": "whitening regulariser lambda (pixels in [0, 1])",
+    "whitening": "'zca' or 'none' (Euclidean neighbours)",
+    "both_signs": "concatenate the codes of x and -x (authors' variant)",
+    "soft": "0 for the binary code, else the sigmoid scale of the code without VQ",
+    "pool": "average-pooling window on the 27 x 27 code maps",
+    "pool_stride": "average-pooling stride",
+    "ceil_mode": "average pooling in ceil mode (authors: 5, 3, ceil -> 9 x 9)",
+    "head": "'factorized' (BatchNorm, 1x1 conv bottleneck, conv, global average) or 'linear'",
+    "bottleneck": "bottleneck channels of the factorized head",
+    "head_kernel": "spatial size of the head's convolution to the classes",
+    "batch_size": "SGD batch size",
+    "epochs": "training epochs",
+    "lr": "initial learning rate (SGD, momentum)",
+    "milestones": "epochs at which the learning rate is multiplied by 0.1",
+    "momentum": "SGD momentum",
+    "weight_decay": "SGD weight decay",
+    "augment": "random crop (reflect padding) + flip with codes recomputed every epoch; "
+               "False: codes computed once and cached as uint8 counts",
+    "padding": "padding of the random crop",
+    "mirror": "mirror-closed dictionary (half the atoms are mirror images of the others) and symmetrised "
+              "whitening, so cached codes can be flipped (random flips without recomputing codes)",
+    "rows": "measured rows: parameter overrides per row",
+    "device": "'auto' (CUDA if available), 'cpu' or 'cuda'",
+    "memory_mb": "working memory bound of one encoding batch",
+    "n_show": "atoms shown in the dictionary figure (per row of the grid: n_show)",
+}

@@ -1,0 +1,56 @@
+"""Profiles of notebooks/interactive-projections.md."""
+
+_METHODS = ["gatys", "strotss", "adain", "wct", "mst", "magenta"]
+
+PROFILES = {
+    "smoke": {
+        "seed": 0, "size": 64, "photo": "rouen-cathedral-facade-sunset.jpg",
+        "style": "monet/rouen-cathedral/rouen-cathedral-1893.jpg", "n_steps": 3, "show_steps": [1, 2, 3],
+        "methods": _METHODS, "metric_size": 96,
+        "seeds": [1, 2], "seed_methods": ["gatys", "adain"], "seed_steps": 2, "perturbation": 0.02,
+        "gatys": {"n_iter": 3, "style_weight": 100.0, "init": "content"},
+        "strotss": {"n_iter": 2, "lr": 8e-3, "min_size": 32, "n_samples": 128, "n_style": 256,
+                    "covariance": "layer"},
+        "decoders": "smoke",
+    },
+    "laptop": {
+        "seed": 0, "size": 96, "photo": "rouen-cathedral-facade-sunset.jpg",
+        "style": "monet/rouen-cathedral/rouen-cathedral-1893.jpg", "n_steps": 7, "show_steps": [1, 3, 5, 7],
+        "methods": _METHODS, "metric_size": 224,
+        "seeds": [1, 2], "seed_methods": ["gatys", "strotss", "adain", "wct", "mst", "magenta"],
+        "seed_steps": 3, "perturbation": 0.02,
+        "gatys": {"n_iter": 15, "style_weight": 100.0, "init": "content"},
+        "strotss": {"n_iter": 15, "lr": 1e-2, "min_size": 64, "n_samples": 256, "n_style": 768,
+                    "covariance": "layer"},
+        "decoders": "laptop",
+    },
+    "paper": {
+        "seed": 0, "size": 512, "photo": "rouen-cathedral-facade-sunset.jpg",
+        "style": "monet/rouen-cathedral/rouen-cathedral-1893.jpg", "n_steps": 7, "show_steps": [1, 3, 5, 7],
+        "methods": _METHODS, "metric_size": 224,
+        "seeds": [1, 2, 3, 4], "seed_methods": _METHODS, "seed_steps": 7, "perturbation": 0.02,
+        "gatys": {"n_iter": 1000, "style_weight": 100.0, "init": "content"},
+        "strotss": {"n_iter": 250, "lr": 2e-3, "min_size": 64, "n_samples": 1024, "n_style": 5000,
+                    "covariance": "full"},
+        "decoders": "paper",
+    },
+}
+
+DOC = {
+    "seed": "random seed of the main chains",
+    "size": "long side of the photograph and the style canvas, in pixels",
+    "photo": "the photograph projected",
+    "style": "the canvas (under paintings/) it is projected onto",
+    "n_steps": "projections in a chain (each stylises the previous result)",
+    "show_steps": "steps shown in the figure",
+    "methods": "methods iterated (those that cannot run here are listed and skipped)",
+    "metric_size": "long side at which images are compared (AlexNet features)",
+    "seeds": "seeds of the extra chains that measure diversity",
+    "seed_methods": "methods whose diversity is measured",
+    "seed_steps": "length of the extra chains",
+    "perturbation": "standard deviation of the Gaussian noise added to the photograph of an extra chain",
+    "gatys": "keyword arguments of patchbook.style.optimize.gatys at every step (initialised "
+             "with the step's content; paper: the reference implementation's 1000 L-BFGS evaluations)",
+    "strotss": "keyword arguments of patchbook.style.optimize.strotss at every step",
+    "decoders": "training preset of the feed-forward methods' decoders",
+}

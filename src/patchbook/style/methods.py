@@ -1,0 +1,265 @@
+"""A registry of style-transfer methods with one signature.
+
+Every entry of :data:`METHODS` is a function ``fn(content, style, **kw) -> image``
+on float tensors ``3 x H x W`` in [0, 1] (the output has the content's size):
+
+========== ============== ====================================================
+name       kind           what
+========== ============== ====================================================
+gatys      optimisation   Gram matrices of VGG features, L-BFGS (Gatys 2016)
+strotss    optimisation   relaxed OT + self-similarity, coarse to fine (Kolkin 2019)
+adain      feed-forward   channel mean/std of relu4_1 + trained decoder (Huang 2017)
+wct        feed-forward   whitening-colouring at several layers (Li 2017)
+mst        feed-forward   multimodal WCT over clusters of features (Zhang 2019)
+magenta    feed-forward   Magenta's pretrained arbitrary stylisation (Ghiasi 2017)
+========== ============== ====================================================
+
+The feed-forward methods live in :mod:`patchbook.style.feedforward` and are
+imported only when called. :func:`stylize_cached` runs a method through the
+on-disk cache, keyed by the method, both images, the parameters and the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import optimize
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    label: str
+    kind: str  # "optimisation" or "feed-forward"
+    cite: str  # key in book/references.bib
+    summary: str
+
+
+INFO: dict[str, MethodInfo] = {
+    "gatys": MethodInfo("Gatys", "optimisation", "gatys2016image",
+                        "Gram matrices of VGG features, pixels optimised with L-BFGS"),
+    "strotss": MethodInfo("STROTSS", "optimisation", "kolkin2019style",
+                          "relaxed optimal transport + self-similarity, coarse to fine, RMSprop"),
+    "adain": MethodInfo("AdaIN", "feed-forward", "huang2017arbitrary",
+                        "channel mean and std of relu4_1 features, learned decoder"),
+    "wct": MethodInfo("WCT", "feed-forward", "li2017universal",
+                      "whitening and colouring of features at several layers, learned decoders"),
+    "mst": MethodInfo("MST", "feed-forward", "zhang2019multimodal",
+                      "WCT between clusters of content and style features"),
+    "magenta": MethodInfo("Magenta", "feed-forward", "ghiasi2017exploring",
+                          "pretrained arbitrary stylisation network (style prediction + transformer)"),
+}
+
+
+_DECODERS = {"adain": ("adain",), "wct": ("recon4", "recon3", "recon2", "recon1"), "mst": ("recon4",)}
+
+
+def _prefetch_decoders(name: str, kw: dict) -> None:
+    """Get (train on first use, else read from the cache) the decoders of a
+    feed-forward method with gradients enabled: the methods themselves run
+    under ``torch.no_grad()``, where a decoder could not be trained."""
+    if name not in _DECODERS or kw.get("decoder") is not None or kw.get("decoders"):
+        return
+    try:
+        from .decoder import get_decoder
+    except ImportError:
+        return
+    kinds = _DECODERS[name]
+    if name == "mst" and kw.get("transform") == "adain":
+        kinds = ("adain",)
+    with torch.enable_grad():
+        for kind in kinds:
+            get_decoder(kind, kw.get("profile", "laptop"))
+
+
+def _feedforward(name: str) -> Callable[..., torch.Tensor]:
+    """A function calling ``patchbook.style.feedforward.<name>`` (imported lazily)."""
+
+    def fn(content: torch.Tensor, style: torch.Tensor, **kw: Any) -> torch.Tensor:
+        from . import feedforward
+
+        _prefetch_decoders(name, kw)
+        return getattr(feedforward, name)(content, style, **kw)
+
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__doc__ = f"``patchbook.style.feedforward.{name}`` (imported on first call)."
+    return fn
+
+
+METHODS: dict[str, Callable[..., torch.Tensor]] = {
+    "gatys": optimize.gatys,
+    "strotss": optimize.strotss,
+    "adain": _feedforward("adain"),
+    "wct": _feedforward("wct"),
+    "mst": _feedforward("mst"),
+    "magenta": _feedforward("magenta"),
+}
+
+
+def unavailable() -> dict[str, str]:
+    """``{method: reason}`` for registered methods that cannot run here
+    (the feed-forward module or one of its functions missing)."""
+    out = {}
+    try:
+        from . import feedforward
+    except Exception as exc:  # missing module or a broken import: say why
+        return {m: f"patchbook.style.feedforward cannot be imported ({type(exc).__name__}: {exc})"
+                for m, i in INFO.items() if i.kind == "feed-forward"}
+    for m, i in INFO.items():
+        if i.kind == "feed-forward" and not callable(getattr(feedforward, m, None)):
+            out[m] = f"patchbook.style.feedforward has no function {m}()"
+    if "magenta" not in out:
+        try:
+            from . import magenta
+
+            ok, why = magenta.available()
+            if not ok:
+                out["magenta"] = why
+        except ImportError:
+            pass
+    return out
+
+
+def available(names: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """The methods of ``names`` (default: all) that can run here, in order."""
+    missing = unavailable()
+    return [m for m in (names or list(METHODS)) if m not in missing]
+
+
+# ------------------------------------------------------------- images ----
+
+
+def to_tensor(img: Any) -> torch.Tensor:
+    """``H x W x 3`` uint8 or float array (or a ``3 x H x W`` tensor) to a
+    float tensor ``3 x H x W`` in [0, 1]."""
+    if isinstance(img, torch.Tensor):
+        t = img.detach().float()
+        if t.ndim == 3 and t.shape[0] != 3 and t.shape[-1] == 3:
+            t = t.permute(2, 0, 1)
+        return t.contiguous()
+    a = np.asarray(img)
+    t = torch.from_numpy(np.ascontiguousarray(a).copy())
+    t = t.float() / 255.0 if a.dtype == np.uint8 else t.float()
+    if t.ndim == 3 and t.shape[-1] == 3:
+        t = t.permute(2, 0, 1)
+    return t.contiguous()
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A ``3 x H x W`` tensor to a float32 ``H x W x 3`` array in [0, 1]."""
+    return t.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
+def _digest(t: torch.Tensor) -> str:
+    a = np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+    return hashlib.sha256(str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------ running ----
+
+
+def stylize(method: str, content: Any, style: Any, seed: int | None = None, **kw: Any) -> torch.Tensor:
+    """Run ``METHODS[method](content, style, **kw)`` after seeding torch with
+    ``seed``; images may be arrays or tensors; returns ``3 x H x W`` in [0, 1]."""
+    if method not in METHODS:
+        raise KeyError(f"unknown method {method!r}; methods are {list(METHODS)}")
+    if seed is not None:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        if method in ("strotss", "mst"):
+            kw.setdefault("seed", seed)
+    # no torch.no_grad() here: a feed-forward method may train its decoder on first use
+    out = METHODS[method](to_tensor(content), to_tensor(style), **kw)
+    return to_tensor(out).clamp(0, 1)
+
+
+@dataclass
+class Stylized:
+    image: torch.Tensor  # 3 x H x W in [0, 1]
+    seconds: float  # wall time of the computation (when it was computed)
+    cached: bool  # read from the cache in this call
+    history: dict[str, np.ndarray]  # per-iteration values of an optimisation (empty otherwise)
+
+
+def stylize_cached(method: str, content: Any, style: Any, seed: int = 0, **kw: Any) -> Stylized:
+    """:func:`stylize` through :func:`patchbook.cache.memo_arrays`, keyed by the
+    method, hashes of both images, ``kw`` and ``seed``. The wall time of the
+    computation, and for an optimisation the history of its loss terms, are
+    cached with the image."""
+    from ..cache import memo_arrays
+
+    c, s = to_tensor(content), to_tensor(style)
+    key = {"method": method, "content": _digest(c), "style": _digest(s), "seed": seed,
+           "kw": {k: kw[k] for k in sorted(kw)}}
+    computed = []
+
+    def compute() -> dict[str, np.ndarray]:
+        hist: list[dict] = []
+        extra = {"history": hist} if INFO[method].kind == "optimisation" else {}
+        t0 = time.perf_counter()
+        out = stylize(method, c, s, seed=seed, **kw, **extra)
+        seconds = time.perf_counter() - t0
+        computed.append(True)
+        arrays = {"image": out.numpy().astype(np.float32), "seconds": np.float64(seconds)}
+        for k in (hist[0] if hist else {}):
+            arrays[f"history/{k}"] = np.asarray([h[k] for h in hist], dtype=np.float64)
+        return arrays
+
+    arrays = memo_arrays("stylize", key, compute)
+    history = {k.split("/", 1)[1]: np.asarray(v) for k, v in arrays.items() if k.startswith("history/")}
+    return Stylized(torch.from_numpy(np.asarray(arrays["image"])), float(arrays["seconds"]), not computed, history)
+
+
+def warm_up(method: str, **kw: Any) -> float:
+    """Run ``method`` once on a small random image so that later timings
+    exclude one-off costs (loading weights, training or reading decoders);
+    returns the seconds it took."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(3, 64, 64, generator=g)
+    t0 = time.perf_counter()
+    if INFO[method].kind == "optimisation":
+        kw = {**kw, "n_iter": 1}
+        if method == "strotss":
+            kw.update(min_size=64, n_samples=16, n_style=16)
+    stylize(method, img, img, seed=0, **kw)
+    return time.perf_counter() - t0
+
+
+def method_kwargs(method: str, params: dict) -> dict:
+    """Keyword arguments of ``method`` from a notebook's parameters: the dict
+    ``params[method]`` for an optimisation method (``params["gatys"]``...),
+    ``profile=params["decoders"]`` for the feed-forward methods with decoders
+    (AdaIN, WCT, MST), nothing for Magenta's pretrained network."""
+    if INFO[method].kind == "optimisation":
+        return dict(params.get(method, {}))
+    if method in ("adain", "wct", "mst") and "decoders" in params:
+        return {"profile": params["decoders"]}
+    return {}
+
+
+def perturb(img: Any, sigma: float, seed: int) -> torch.Tensor:
+    """``img`` plus Gaussian noise of standard deviation ``sigma`` (seeded), clipped to [0, 1]."""
+    t = to_tensor(img)
+    if sigma <= 0:
+        return t
+    g = torch.Generator().manual_seed(int(seed))
+    return (t + sigma * torch.randn(t.shape, generator=g)).clamp(0, 1)
+
+
+def iterate(method: str, content: Any, style: Any, n_steps: int, seed: int = 0, **kw: Any) -> list[Stylized]:
+    """Iterated projections: stylise ``content``, then stylise the result
+    again with the same style, ``n_steps`` times (each step cached).
+    Returns the ``n_steps`` results in order."""
+    out: list[Stylized] = []
+    current = to_tensor(content)
+    for step in range(n_steps):
+        r = stylize_cached(method, current, style, seed=1000 * seed + step, **kw)
+        out.append(r)
+        current = r.image
+    return out

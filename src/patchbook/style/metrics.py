@@ -1,0 +1,123 @@
+"""Distances used to compare stylised images.
+
+They are measured with the ImageNet-trained **AlexNet** (offline weights),
+a network that none of the style-transfer methods optimise (they all use
+VGG16), so that no method is favoured by being scored with its own loss.
+Images are resized to a common long side (224 pixels by default) first.
+
+- :func:`style_distance`: relative distance between feature statistics,
+  Gram matrices (``stat="gram"``) or channel means and standard deviations
+  (``stat="moments"``), averaged over layers: 0 for identical statistics.
+- :func:`content_distance`: relative distance between deep feature maps of an
+  image and the content it was made from (0 = same structure).
+- :func:`pixel_distance`: root-mean-square pixel difference.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import losses
+from .features import IMAGENET_MEAN, IMAGENET_STD
+
+ALEXNET_LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3",
+                  "conv4", "relu4", "conv5", "relu5", "pool5")
+STYLE_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
+CONTENT_LAYERS = ("relu4",)
+
+
+class AlexNetFeatures(nn.Module):
+    """Activations of named AlexNet layers (``relu1`` ... ``relu5``) for images in [0, 1]."""
+
+    def __init__(self, root=None):
+        super().__init__()
+        from ..data import pretrained_features
+
+        self.net = pretrained_features("alexnet", root)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        if x.ndim == 3:
+            x = x[None]
+        h = (x - self.mean) / self.std
+        out, wanted = {}, set(layers)
+        last = max(ALEXNET_LAYERS.index(l) for l in layers)
+        for name, module in zip(ALEXNET_LAYERS[: last + 1], self.net):
+            h = torch.relu(h) if isinstance(module, nn.ReLU) else module(h)
+            if name in wanted:
+                out[name] = h
+        return out
+
+
+@lru_cache(maxsize=1)
+def _alexnet() -> AlexNetFeatures:
+    return AlexNetFeatures().eval()
+
+
+def _prep(img: torch.Tensor, size: int | None) -> torch.Tensor:
+    from .methods import to_tensor
+
+    x = to_tensor(img)[None]
+    if size is not None:
+        h, w = x.shape[-2:]
+        s = size / max(h, w)
+        x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
+                          align_corners=False, antialias=s < 1)
+    return x
+
+
+def features(img, layers: Sequence[str] = STYLE_LAYERS, size: int | None = 224) -> dict[str, torch.Tensor]:
+    """AlexNet activations of an image (array or tensor) at long side ``size``."""
+    with torch.no_grad():
+        return _alexnet()(_prep(img, size), layers)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-12))
+
+
+def style_distance(image, reference, stat: str = "gram", layers: Sequence[str] = STYLE_LAYERS,
+                   size: int | None = 224) -> float:
+    """Mean over ``layers`` of ``|S(image) - S(reference)| / |S(reference)|``
+    where ``S`` is the Gram matrix (``stat="gram"``) or the vector of channel
+    means and standard deviations (``stat="moments"``)."""
+    fa, fb = features(image, layers, size), features(reference, layers, size)
+    out = []
+    for l in layers:
+        if stat == "gram":
+            out.append(_rel(losses.gram(fa[l]), losses.gram(fb[l])))
+        elif stat == "moments":
+            out.append(_rel(torch.cat(losses.mean_std(fa[l]), -1), torch.cat(losses.mean_std(fb[l]), -1)))
+        else:
+            raise ValueError(f"stat must be 'gram' or 'moments', got {stat!r}")
+    return float(sum(out) / len(out))
+
+
+def content_distance(image, content, layers: Sequence[str] = CONTENT_LAYERS, size: int | None = 224) -> float:
+    """Mean over ``layers`` of ``|Phi(image) - Phi(content)| / |Phi(content)|``,
+    the image resized to the content's aspect ratio first."""
+    from .methods import to_tensor
+
+    a, c = to_tensor(image), to_tensor(content)
+    if a.shape[-2:] != c.shape[-2:]:
+        a = F.interpolate(a[None], size=c.shape[-2:], mode="bilinear", align_corners=False)[0]
+    fa, fc = features(a, layers, size), features(c, layers, size)
+    return float(sum(_rel(fa[l], fc[l]) for l in layers) / len(layers))
+
+
+def pixel_distance(a, b) -> float:
+    """Root-mean-square difference of two images in [0, 1] (``a`` resized to ``b``)."""
+    from .methods import to_tensor
+
+    x, y = to_tensor(a), to_tensor(b)
+    if x.shape[-2:] != y.shape[-2:]:
+        x = F.interpolate(x[None], size=y.shape[-2:], mode="bilinear", align_corners=False)[0]
+    return float((x - y).pow(2).mean().sqrt())

@@ -1,0 +1,375 @@
+"""Long training runs: resumable, and data-parallel through ``torch.distributed``.
+
+``python -m patchbook train CONFIG`` (or ``torchrun --nproc_per_node N -m
+patchbook train CONFIG``) trains the classifier of the patch k-NN pipeline on
+codes recomputed every epoch from augmented images, as the authors do on
+GPUs. The notebooks' ``paper`` profiles call :func:`run` with the same
+configuration.
+
+Resuming
+    After every epoch rank 0 writes a checkpoint (model, optimiser, epoch,
+    history, random states) atomically, with a SHA-256 beside it. A restarted
+    run loads the newest checkpoint whose checksum matches, reports and skips
+    any truncated or corrupt one, and continues. Data order and augmentation
+    are functions of ``(seed, epoch)``, so a resumed run sees exactly the
+    batches the uninterrupted run would have seen and ends with the same
+    weights.
+
+Data parallelism
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in
+    ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPUs). Every rank
+    draws the same global batch order and augmentation, takes its
+    ``rank::world`` share of each global batch and encodes only that share;
+    gradients are averaged by DDP, so the update equals the single-process
+    one up to floating-point summation order. BatchNorm: on GPUs the head's
+    BatchNorm becomes ``SyncBatchNorm``; on CPUs (where ``SyncBatchNorm`` is
+    unsupported) each rank normalises with its own share's statistics, a
+    difference from single-process training that shrinks with the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .cache import atomic_write
+
+# ----------------------------------------------------------- configuration ----
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. Read from JSON or YAML by :func:`load_config`."""
+
+    output: str = "runs/cifar10"
+    dataset: str = "cifar10"
+    n_per_class: int | None = None
+    test_n_per_class: int | None = None
+    encoder: dict = field(default_factory=lambda: {"n_atoms": 2048, "patch": 6, "k": 0.4, "lam": 1e-3})
+    head: dict = field(default_factory=lambda: {"kind": "factorized", "bottleneck": 128, "kernel": 6})
+    schedule: dict = field(default_factory=lambda: {"epochs": 80, "lr": 3e-3, "milestones": [50, 75]})
+    batch_size: int = 128
+    augment: bool = True
+    padding: int = 4
+    seed: int = 0
+    eval_every: int = 1
+    device: str = "auto"
+    data_root: str | None = None
+    notebook: str | None = None      # record final metrics for this notebook ...
+    profile: str | None = None       # ... at this profile
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+    def key(self) -> str:
+        """Hash of the settings that define the run (not where it is written)."""
+        d = asdict(self)
+        for k in ("output", "device", "data_root", "eval_every", "notebook", "profile"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(path: str | os.PathLike) -> TrainConfig:
+    """A :class:`TrainConfig` from a ``.json`` or ``.yaml`` file."""
+    text = Path(path).read_text()
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+
+        d = yaml.safe_load(text)
+    else:
+        d = json.loads(text)
+    return TrainConfig.from_dict(d)
+
+
+# ------------------------------------------------------------- checkpoints ----
+
+
+class CorruptCheckpoint(RuntimeError):
+    pass
+
+
+class Checkpoints:
+    """Epoch checkpoints in a folder: ``ckpt-000012.pt`` and ``ckpt-000012.pt.sha256``.
+
+    :meth:`save` writes both atomically (checkpoint first, checksum last, so a
+    checkpoint without a matching checksum is incomplete). :meth:`latest`
+    returns the newest valid one and warns about any it had to skip.
+    """
+
+    def __init__(self, folder: str | os.PathLike, keep: int = 2):
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"ckpt-{epoch:06d}.pt"
+
+    def save(self, epoch: int, state: dict) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(epoch)
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        atomic_write(path.with_name(path.name + ".sha256"), lambda tmp: tmp.write_text(digest + "\n"))
+        for old in self.epochs()[: -self.keep]:
+            self.path(old).unlink(missing_ok=True)
+            self.path(old).with_name(self.path(old).name + ".sha256").unlink(missing_ok=True)
+        return path
+
+    def epochs(self) -> list[int]:
+        return sorted(int(p.stem.split("-")[1]) for p in self.folder.glob("ckpt-*.pt"))
+
+    def load(self, epoch: int) -> dict:
+        path = self.path(epoch)
+        sums = path.with_name(path.name + ".sha256")
+        if not sums.exists():
+            raise CorruptCheckpoint(f"{path}: no checksum file (interrupted while saving?)")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sums.read_text().strip():
+            raise CorruptCheckpoint(f"{path}: checksum mismatch (truncated or corrupt)")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise CorruptCheckpoint(f"{path}: cannot be read ({exc})") from exc
+
+    def latest(self) -> dict | None:
+        for epoch in reversed(self.epochs()):
+            try:
+                return self.load(epoch)
+            except CorruptCheckpoint as exc:
+                warnings.warn(f"skipping checkpoint: {exc}; using the previous one", stacklevel=2)
+        return None
+
+
+# ------------------------------------------------------------- distributed ----
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the process group that ``torchrun`` (or a test) set up through the
+    environment; a single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class ShardedEncodedBatches:
+    """Codes of augmented images, the ``rank::world`` share of each global batch.
+
+    Every rank draws the same global order and augmentation from
+    ``(seed, epoch)``, so the union of the shards is what a single process
+    would see. Training batches drop the last incomplete global batch when
+    ``world > 1`` so that every shard has the same size.
+    """
+
+    def __init__(self, encoder, images: np.ndarray, labels, batch_size: int, rank: int = 0, world: int = 1,
+                 shuffle: bool = True, augment_train: bool = True, padding: int = 4, seed: int = 0):
+        if batch_size % world:
+            raise ValueError(f"global batch {batch_size} is not divisible by {world} processes")
+        self.encoder, self.images = encoder, images
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        self.batch_size, self.rank, self.world = batch_size, rank, world
+        self.shuffle, self.augment, self.padding, self.seed = shuffle, augment_train, padding, seed
+        self.epoch = 0
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = self.n_samples
+        return n // self.batch_size if self.world > 1 else -(-n // self.batch_size)
+
+    def __iter__(self):
+        from .classifier import _epoch_generator, augment
+        from .patches import to_tensor
+
+        g = _epoch_generator(self.seed, self.epoch)
+        order = torch.randperm(self.n_samples, generator=g) if self.shuffle else torch.arange(self.n_samples)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size].numpy()
+            # no_grad around the encoding only: a `with` spanning the `yield`
+            # would switch gradients off in the caller's training step too
+            with torch.no_grad():
+                x = to_tensor(self.images[idx], "cpu")
+                if self.augment:
+                    x = augment(x, self.padding, generator=g)   # the global batch, same on every rank
+                x = x[self.rank::self.world].to(self.encoder.device)
+                codes = self.encoder.encode_batch(x)
+            y = self.labels[idx][self.rank::self.world]
+            yield codes, y.to(codes.device)
+
+
+# ------------------------------------------------------------------ states ----
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+# --------------------------------------------------------------------- run ----
+
+
+def build_encoder(cfg: TrainConfig, images: np.ndarray, device: str):
+    """The fitted :class:`~patchbook.encoding.PatchEncoder` of a run, cached on disk."""
+    from .cache import memo_arrays
+    from .encoding import PatchEncoder
+
+    from . import data as _data
+
+    enc = PatchEncoder(**{"seed": cfg.seed, **cfg.encoder}, device=device)
+
+    key = {"encoder": enc.code_params(), "data": _data.loaded_fingerprints(), "n": len(images),
+           "n_per_class": cfg.n_per_class}
+    state = memo_arrays("train-encoder", key, lambda: enc.fit(images).state())
+    if not hasattr(enc, "kernels_"):
+        enc.load_state(state)
+    return enc
+
+
+def run(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the run ``cfg`` and return its history and final metrics.
+
+    ``stop_after`` ends the run after that epoch as if it had been killed
+    (for tests of resuming).
+    """
+    from . import data
+    from .classifier import Schedule, evaluate, make_head, train
+
+    device = _device(cfg.device)
+    dist = init_distributed(device)
+    if device.startswith("cuda") and dist.world > 1:
+        device = f"cuda:{dist.local_rank}"
+        torch.cuda.set_device(dist.local_rank)
+    out = Path(cfg.output)
+    ckpts = Checkpoints(out / "checkpoints")
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    train_ds = data.load(cfg.dataset, "train", root=cfg.data_root, n_per_class=cfg.n_per_class, seed=cfg.seed)
+    test_split = "val" if cfg.dataset == "tiny-imagenet-100" else "test"
+    test_ds = data.load(cfg.dataset, test_split, root=cfg.data_root, n_per_class=cfg.test_n_per_class,
+                        seed=cfg.seed)
+    encoder = build_encoder(cfg, train_ds.images, device)
+    H, W = train_ds.images.shape[1:3]
+    head = cfg.head.copy()
+    model = make_head(head.pop("kind", "factorized"), encoder.out_shape(H, W), len(train_ds.classes), **head)
+    model = model.to(device)
+    schedule = Schedule(**{**cfg.schedule, "milestones": tuple(cfg.schedule.get("milestones", ()))})
+    if dist.world > 1:
+        if device.startswith("cuda"):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(model)
+    core = model.module if dist.world > 1 else model
+    optimizer = schedule.optimizer(model)
+
+    start_epoch, history = 0, []
+    state = ckpts.latest() if resume else None
+    if state is not None:
+        if state["config_key"] != cfg.key():
+            raise RuntimeError(f"{out} holds checkpoints of another configuration; use another output folder")
+        core.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
+        start_epoch, history = state["epoch"] + 1, state["history"]
+        if dist.main and progress:
+            print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr, flush=True)
+
+    source = ShardedEncodedBatches(encoder, train_ds.images, train_ds.labels, cfg.batch_size, dist.rank,
+                                   dist.world, shuffle=True, augment_train=cfg.augment, padding=cfg.padding,
+                                   seed=cfg.seed)
+    test_source = ShardedEncodedBatches(encoder, test_ds.images, test_ds.labels, cfg.batch_size,
+                                        shuffle=False, augment_train=False)
+
+    class _Stop(Exception):
+        pass
+
+    def on_epoch(epoch: int, rec: dict, m: nn.Module, opt: torch.optim.Optimizer) -> None:
+        if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and dist.main:
+            ev = evaluate(core, test_source)
+            rec.update({f"test_{k}": v for k, v in ev.items() if k != "n"})
+        history.append(rec)
+        if dist.main:
+            ckpts.save(epoch, {"epoch": epoch, "model": core.state_dict(), "optimizer": opt.state_dict(),
+                               "rng": _rng_state(), "history": history, "config_key": cfg.key(),
+                               "config": asdict(cfg)})
+            log = {"config": asdict(cfg), "world_size": dist.world, "history": history}
+            atomic_write(out / "history.json", lambda tmp: tmp.write_text(json.dumps(log, indent=1)))
+        dist.barrier()
+        if stop_after is not None and epoch >= stop_after:
+            raise _Stop
+
+    try:
+        train(model, source, schedule, optimizer=optimizer, start_epoch=start_epoch,
+              progress=progress and dist.main, on_epoch=on_epoch)
+    except _Stop:
+        return {"stopped_after": stop_after, "history": history, "model": core}
+    final = evaluate(core, test_source) if dist.main else {}
+    result = {"history": history, "final": final, "model": core, "world_size": dist.world}
+    if dist.main and cfg.notebook and cfg.profile and final:
+        from . import results
+
+        for k in ("top1", "top5"):
+            results.record(cfg.notebook, f"train {cfg.key()} test {k}", 100 * final[k], unit="%",
+                           profile=cfg.profile, params=asdict(cfg), history=history, world_size=dist.world)
+    return result
+
+
+def main(config_path: str) -> int:
+    """``python -m patchbook train CONFIG``."""
+    cfg = load_config(config_path)
+    res = run(cfg)
+    if res.get("final"):
+        print(json.dumps({k: v for k, v in res["final"].items()}, indent=1))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        torch.distributed.destroy_process_group()
+    return 0
