@@ -34,7 +34,9 @@ def patch_moments_rows(images, patch: int, batch_size: int = 512, device="cpu", 
     the precision of ``E[xx^T] - mu mu^T``), the row segments
     ``R[r, j] = x[:, :, r, j:j+Q]`` (``C*Q`` entries) give
     ``T[r, delta] = sum_{b, j} R[r, j] R[r + delta, j]^T`` with one batched
-    product (``bmm`` over ``r`` of ``C*Q x B*W'`` by ``B*W' x Q*C*Q``:
+    product (``bmm`` over ``r`` of ``C*Q x B*W'`` by ``B*W' x Q*C*Q``, the
+    second a strided view of the first: no copy; a ``(1 x Q)`` unfold of the
+    batch laid out ``H x C x B x W`` gives the first directly:
     ``H * C*Q * Q*C*Q * W' * 2`` FLOPs per image instead of
     ``H' * W' * (C*Q*Q)^2 * 2``), and the block ``(u1, u2)`` of the second
     moment is ``sum_{r = u1}^{u1 + H' - 1} T[r, u2 - u1]``.
@@ -60,12 +62,15 @@ def patch_moments_rows(images, patch: int, batch_size: int = 512, device="cpu", 
             s1 = torch.zeros(C, H, W, dtype=torch.float64, device=device)
         x = x - shift[None, :, None, None]
         s1 += x.sum(0, dtype=torch.float64)
-        R = F.unfold(x, (1, Q))                                   # B x (C*Q) x (H*W')
-        Rp = torch.zeros(H + Q - 1, C * Q, B * Wp, dtype=x.dtype, device=device)
-        Rp[:H] = R.view(B, C * Q, H, Wp).permute(2, 1, 0, 3).reshape(H, C * Q, B * Wp)
+        # rows r of all images side by side: H x C x B x W, so that a (1 x Q)
+        # unfold gives R[r] = C*Q x (B*W') directly (no transposed copy)
+        Rp = F.unfold(x.permute(2, 1, 0, 3).contiguous(), (1, Q))   # H x CQ x (B W')
         K = B * Wp
-        win = Rp.as_strided((H, Q * C * Q, K), (C * Q * K, K, 1))  # rows r .. r+Q-1 stacked
-        T += torch.bmm(Rp[:H], win.transpose(1, 2)).double()
+        Hm = H - Q + 1
+        win = Rp.as_strided((Hm, Q * C * Q, K), (C * Q * K, K, 1))  # rows r .. r+Q-1 stacked
+        T[:Hm] += torch.bmm(Rp[:Hm], win.transpose(1, 2)).double()
+        for r in range(Hm, H):  # the last rows see fewer rows below them
+            T[r, :, :(H - r) * C * Q] += (Rp[r] @ Rp[r:].reshape(-1, K).T).double()
         total += B * Hp * Wp
     if total == 0:
         raise ValueError("no images given")

@@ -138,3 +138,18 @@ def test_encoded_batches_match_precomputed_codes():
     aug = clf.EncodedBatches(enc, imgs, labels, batch_size=5, augment_train=True, padding=2)
     x, _ = next(iter(aug))
     assert x.shape == (5, *codes.shape[1:])
+
+
+@pytest.mark.parametrize("size,kernel", [(6, 6), (9, 6), (5, 3)])
+def test_factorized_head_collapsed_equals_convolutions(size, kernel):
+    torch.manual_seed(0)
+    head = clf.FactorizedLinear(12, n_classes=4, bottleneck=8, kernel=kernel)
+    x = torch.randn(40, 12, size, size, requires_grad=True)
+    head.train()
+    fast = head(x)  # 40 samples: the collapsed path
+    direct = head.classify(head.reduce(head.bn(x))).mean((2, 3))
+    torch.testing.assert_close(fast, direct, rtol=1e-4, atol=1e-5)
+    g_fast = torch.autograd.grad(fast.square().sum(), [x, head.reduce.weight, head.classify.weight])
+    g_direct = torch.autograd.grad(direct.square().sum(), [x, head.reduce.weight, head.classify.weight])
+    for a, b in zip(g_fast, g_direct):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -140,10 +140,21 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def train(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
           epochs: int, lr: float = 0.05, weight_decay: float = 5e-4, batch_size: int = 128, momentum: float = 0.9,
-          augment=None, seed: int = 0, progress: bool = True, desc: str = "training") -> TrainResult:
+          augment=None, seed: int = 0, progress: bool = True, desc: str = "training",
+          threads: int | None = None) -> TrainResult:
     """SGD with Nesterov momentum and a cosine learning rate (with one epoch
     of linear warm-up when ``epochs > 2``); cross-entropy loss. Returns the
-    test accuracy after the last epoch and the training wall time."""
+    test accuracy after the last epoch and the training wall time.
+    ``threads``: torch CPU threads during training (``None``: unchanged)."""
+    from .scattering import cpu_threads
+
+    with cpu_threads(threads if device().type == "cpu" else None):
+        return _train(model, x_train, y_train, x_test, y_test, epochs, lr, weight_decay, batch_size, momentum,
+                      augment, seed, progress, desc)
+
+
+def _train(model, x_train, y_train, x_test, y_test, epochs, lr, weight_decay, batch_size, momentum, augment, seed,
+           progress, desc) -> TrainResult:
     from tqdm.auto import tqdm
 
     dev = device()
@@ -210,10 +221,21 @@ def standardize(train: np.ndarray, *others: np.ndarray, eps: float = 1e-6):
 
 def train_linear(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                  epochs: int = 30, lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 256,
-                 seed: int = 0, progress: bool = True, desc: str = "linear classifier") -> LinearResult:
+                 seed: int = 0, progress: bool = True, desc: str = "linear classifier",
+                 threads: int | None = None) -> LinearResult:
     """Multinomial logistic regression (one linear layer, cross-entropy) on
     standardised features, Adam with a cosine learning rate and an L2
-    penalty ``weight_decay`` on the weights."""
+    penalty ``weight_decay`` on the weights; on the CPU, on ``threads``
+    threads (``None``: unchanged)."""
+    from .scattering import cpu_threads
+
+    with cpu_threads(threads):
+        return _train_linear(x_train, y_train, x_test, y_test, epochs, lr, weight_decay, batch_size, seed,
+                             progress, desc)
+
+
+def _train_linear(x_train, y_train, x_test, y_test, epochs, lr, weight_decay, batch_size, seed, progress,
+                  desc) -> LinearResult:
     from tqdm.auto import tqdm
 
     xtr, xte = standardize(np.asarray(x_train, np.float32).reshape(len(x_train), -1),

@@ -74,9 +74,16 @@ def pairwise_sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return d.clamp_min_(0).numpy()
 
 
-def nearest_neighbour(train: np.ndarray, test: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbour(train: np.ndarray, test: np.ndarray, batch: int = 1024,
+                      threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
     """Index of, and Euclidean distance to, the nearest row of ``train`` for
-    every row of ``test`` (ties to the lower index)."""
+    every row of ``test`` (ties to the lower index), on ``threads`` CPU
+    threads (``None``: torch's setting)."""
+    with scattering.cpu_threads(threads):
+        return _nearest_neighbour(train, test, batch)
+
+
+def _nearest_neighbour(train: np.ndarray, test: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
     tr = torch.as_tensor(np.asarray(train, np.float32))
     tr_sq = (tr * tr).sum(1)
     idx, dist = [], []

@@ -20,7 +20,7 @@ PROFILES = {
         "seeds": [1, 2], "seed_methods": ["gatys", "strotss", "adain", "wct", "mst", "magenta"],
         "seed_steps": 3, "perturbation": 0.02,
         "gatys": {"n_iter": 15, "style_weight": 100.0, "init": "content"},
-        "strotss": {"n_iter": 15, "lr": 1e-2, "min_size": 64, "n_samples": 256, "n_style": 768,
+        "strotss": {"n_iter": 12, "lr": 8e-3, "min_size": 64, "n_samples": 256, "n_style": 768,
                     "covariance": "layer"},
         "decoders": "laptop",
     },

@@ -5,9 +5,9 @@ _W = "monet/wikiart-224/"
 # (photograph, the painting of the same motif held out, another canvas of the series used as style)
 _PAIRS = [
     ["rouen-cathedral-facade-sunset.jpg", _R + "rouen-cathedral-at-sunset.jpg", _R + "rouen-cathedral-1893.jpg"],
+    ["poppy-field-sunset.jpg", _W + "poppy-field-argenteuil.jpg", _W + "poppy-field-near-vetheuil.jpg"],
     ["london-houses-of-parliament-fog.jpg", _W + "houses-of-parliament-fog-effect.jpg",
      _W + "houses-of-parliament-effect-of-sunlight-in-the-fog.jpg"],
-    ["poppy-field-sunset.jpg", _W + "poppy-field-argenteuil.jpg", _W + "poppy-field-near-vetheuil.jpg"],
     ["rouen-cathedral-portal-grey-weather.jpg", _R + "rouen-cathedral-the-gate-grey-weather.jpg",
      _R + "rouen-cathedral-the-portal-and-the-tour-d-albene-grey-weather.jpg"],
     ["etretat-manneporte-from-the-east-1.jpg", _W + "the-manneport-seen-from-the-east.jpg",
@@ -27,7 +27,7 @@ PROFILES = {
     "laptop": {
         "seed": 0, "size": 128, "pairs": _PAIRS[:2], "methods": _METHODS, "metric_size": 224,
         "gatys": {"n_iter": 40, "style_weight": 100.0, "init": "content"},
-        "strotss": {"n_iter": 40, "lr": 8e-3, "min_size": 64, "n_samples": 256, "n_style": 1024,
+        "strotss": {"n_iter": 40, "lr": 6e-3, "min_size": 64, "n_samples": 256, "n_style": 1024,
                     "covariance": "layer"},
         "decoders": "laptop",
     },

@@ -2,7 +2,7 @@
 
 _COMMON = {"seed": 0, "mnist_J": 2, "cifar_J": 2, "scat_L": 8, "linear_lr": 1e-3, "linear_wd": 1e-4,
            "linear_batch": 256, "cnn_width": 16, "cnn_lr": 0.05, "resnet_width": 16, "resnet_stem": 5,
-           "resnet_lr": 0.1, "resnet_batch": 128, "n_alexnet_filters": 64}
+           "resnet_lr": 0.1, "resnet_batch": 128, "n_alexnet_filters": 64, "cpu_threads": 1}
 
 PROFILES = {
     "smoke": {**_COMMON, "mnist_n_train": 500, "mnist_n_test": 200, "cifar_n_train": 200,
@@ -13,7 +13,7 @@ PROFILES = {
                "resnet_epochs": 4, "resnet_blocks": 1},
     "paper": {**_COMMON, "mnist_n_train": 60000, "mnist_n_test": 10000, "cifar_n_train": 50000,
               "cifar_n_test": 10000, "linear_epochs": 60, "cnn_epochs": 20, "resnet_n_train": 50000,
-              "resnet_epochs": 160, "resnet_blocks": 3},
+              "resnet_epochs": 160, "resnet_blocks": 3, "cpu_threads": 0},
 }
 
 DOC = {
@@ -40,4 +40,6 @@ DOC = {
     "cifar_n_train": "CIFAR-10 training images for scattering + linear (stratified; 50000 = all)",
     "cifar_n_test": "CIFAR-10 test images (stratified; 10000 = all)",
     "n_alexnet_filters": "AlexNet conv1 filters shown (it has 64)",
+    "cpu_threads": "torch CPU threads for the classifiers (0: torch's default). One by default: on a 2-core CPU "
+                   "shared with other work, intra-op threads cost more in synchronisation than they gain",
 }

@@ -17,9 +17,9 @@ PROFILES = {
     },
     "laptop": {
         "seed": 0, "size": 128, "photo": _PHOTO, "styles": _STYLES[:3], "compare_style": _MONET,
-        "style_weights": [1.0, 10.0, 100.0, 1000.0], "methods": _METHODS,
+        "style_weights": [1.0, 10.0, 100.0], "methods": _METHODS,
         "gatys": {"n_iter": 40, "style_weight": 100.0, "init": "content"},
-        "strotss": {"n_iter": 40, "lr": 8e-3, "min_size": 64, "n_samples": 256, "n_style": 1024,
+        "strotss": {"n_iter": 40, "lr": 6e-3, "min_size": 64, "n_samples": 256, "n_style": 1024,
                     "covariance": "layer"},
         "decoders": "laptop",
     },
