@@ -96,3 +96,21 @@ def test_two_gloo_processes_match_one(data_root, tmp_path):
     a = weights(one["model"])
     for k, v in state["model"].items():
         assert torch.allclose(a[k], v, atol=DDP_ATOL, rtol=0), f"{k}: max diff {(a[k] - v).abs().max()}"
+
+
+def test_encoded_batches_leave_gradients_on(data_root):
+    """Iterating a source must not switch autograd off in the training step."""
+    import numpy as np
+
+    from patchbook.classifier import EncodedBatches
+    from patchbook.encoding import PatchEncoder
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 12, 12, 3), dtype=np.uint8)
+    enc = PatchEncoder(n_atoms=8, patch=3, k=3, lam=1e-2).fit(images)
+    for source in (EncodedBatches(enc, images, np.arange(6) % 2, batch_size=3, augment_train=True),
+                   T.ShardedEncodedBatches(enc, images, np.arange(6) % 2, batch_size=3)):
+        for x, _ in source:
+            assert torch.is_grad_enabled()
+            w = torch.zeros(1, requires_grad=True)
+            assert (x.sum() * w).requires_grad

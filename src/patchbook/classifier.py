@@ -226,14 +226,16 @@ class EncodedBatches:
         n = self.n_samples
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         sub = self.encode_batch or self.encoder.batch_size_for(*self.images.shape[1:3])
-        with torch.no_grad():
-            for b in range(len(self)):
-                idx = order[b * self.batch_size:(b + 1) * self.batch_size].numpy()
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size].numpy()
+            # no_grad around the encoding only: a `with` spanning the `yield`
+            # would switch gradients off in the caller's training step too
+            with torch.no_grad():
                 x = to_tensor(self.images[idx], self.device)
                 if self.augment:
                     x = augment(x, self.padding, self.padding_mode, generator=g)
                 codes = torch.cat([self.encoder.encode_batch(x[i:i + sub]) for i in range(0, len(x), sub)])
-                yield codes, self.labels[idx].to(codes.device)
+            yield codes, self.labels[idx].to(codes.device)
 
 
 # --------------------------------------------------------------- training ----
