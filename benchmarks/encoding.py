@@ -305,7 +305,7 @@ def main(argv=None):
     print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M}  {header}")
     print(f"# native kNN kernel: {'yes' if native else 'no (torch path)'}; load average at start "
           f"{load0[0]:.1f}; {args.repeats} repeats, interleaved")
-    cols = ("device", "dtype", "px", "|D|", "K", "batch", "method", "img/s (best)",
+    cols = ("device", "dtype", "px", "atoms", "K", "batch", "method", "img/s (best)",
             "ms/img (median)", "ours speed-up best/median", "peak MiB", "agree")
     rows, summary = [], []
     images_cache = {}

@@ -213,6 +213,28 @@ def test_decoder_training_lowers_the_loss(kind):
     assert np.mean(hist["loss"][-2:]) < 0.8 * np.mean(hist["loss"][:2])
 
 
+def test_train_decoder_under_no_grad_and_cache(tmp_path, monkeypatch):
+    """The feed-forward methods run under no_grad and train a missing decoder
+    there; the result is cached and says how it was trained."""
+    from patchbook.style import decoder as dec
+
+    _weights_or_skip()
+    monkeypatch.setenv("PATCHBOOK_CACHE", str(tmp_path))
+    to_u8 = lambda t: (t.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    pool = np.stack([to_u8(_photo(32, s)) for s in range(4)])
+    monkeypatch.setattr(dec, "content_pool", lambda size, n, seed=0, **k: (pool[:n], {"test": True}))
+    monkeypatch.setattr(dec, "style_pool", lambda size, n, seed=0, **k: (pool[:n, :, :, ::-1], {"test": True}))
+    kw = dict(steps=2, size=32, batch=2, n_fit=4, max_samples=500, n_content=4, progress=False)
+    with torch.no_grad():
+        first = dec.train_decoder("recon1", **kw)
+    assert not first["budget"]["cached"] and first["budget"]["steps"] == 2
+    assert len(first["history"]["loss"]) == 2 and first["budget"]["lstsq_relative_errors"][0] < 0.1
+    again = dec.train_decoder("recon1", **kw)
+    assert again["budget"]["cached"]
+    for k, v in first["state_dict"].items():
+        torch.testing.assert_close(again["state_dict"][k], v)
+
+
 # ----------------------------------------------------- feed-forward API ----
 
 class _Spy(torch.nn.Module):
@@ -253,7 +275,7 @@ def test_wct_and_mst_functions_decode_transformed_features():
     enc = _weights_or_skip()
     content, style = _photo(40, 1), _photo(48, 2)
     spies = {f"relu{k}_1": _Spy(f"relu{k}_1", 2 ** (k - 1)) for k in (1, 2)}
-    out = wct(content, style, levels=("relu2_1", "relu1_1"), decoders=spies)
+    out = wct(content, style, levels=("relu2_1", "relu1_1"), decoders=spies, reg=0.0)
     assert out.shape == content.shape
     fed = spies["relu1_1"].seen[0]  # relu1_1: 64 channels, 1600 locations: full rank
     ms, cs = feature_mean_cov(enc(style[None], ["relu1_1"])["relu1_1"])

@@ -46,7 +46,9 @@ maps pool to 9 x 9.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +56,8 @@ import torch
 import torch.nn.functional as F
 
 from . import knn
-from .patches import PatchIndex, PatchMoments, image_shape, n_positions, patch_moments, sample_patches, to_tensor
+from .patches import (PatchIndex, PatchMoments, extract_patches, image_shape, n_positions, patch_moments,
+                      sample_patches, to_tensor)
 from .whitening import Whitener
 
 
@@ -140,6 +143,16 @@ def symmetrize_moments(moments: PatchMoments, channels: int, patch: int) -> Patc
     second = moments.cov + torch.outer(moments.mean, moments.mean)
     second = (second + second[f][:, f]) / 2
     return PatchMoments(mean, second - torch.outer(mean, mean), 2 * moments.count)
+
+
+@lru_cache(maxsize=1)
+def _mask_takes_out() -> bool:
+    """Whether :func:`patchbook.knn.knn_mask` writes into an ``out=`` tensor
+    (saves a copy of every mask); the selection is the same either way."""
+    try:
+        return "out" in inspect.signature(knn.knn_mask).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def source_hash() -> str:
@@ -349,45 +362,57 @@ class PatchEncoder:
         (image, row-major position) order."""
         self._check()
         kt, bias, _ = self._on(x.device)
-        P = F.unfold(x, self.patch, stride=self.stride)          # B x d x L
-        P = P.transpose(1, 2).reshape(-1, P.shape[1])             # (B L) x d
-        return torch.addmm(bias, P, kt, alpha=-2.0)
+        P = extract_patches(x, self.patch, self.stride)
+        return torch.addmm(bias, P.reshape(-1, P.shape[-1]), kt, alpha=-2.0)
 
-    def _code(self, s: torch.Tensor) -> torch.Tensor:
-        """Code of a score matrix: the K-NN mask, or its soft version."""
+    def _code(self, s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Code of a score matrix: the K-NN mask, or its soft version (written
+        into ``out`` if given)."""
+        if self.soft is None and out is not None:
+            if _mask_takes_out():
+                return knn.knn_mask(s, self.k_, out=out)
+            return out.copy_(knn.knn_mask(s, self.k_))
         mask = knn.knn_mask(s, self.k_)
         if self.soft is None:
             return mask
         kth = s.masked_fill(~mask, -math.inf).amax(1, keepdim=True)   # K-th smallest score
         nxt = s.masked_fill(mask, math.inf).amin(1, keepdim=True)     # (K+1)-th smallest
         tau = (kth + nxt) / 2
-        return torch.sigmoid((tau - s) / self.soft)
+        return torch.sigmoid((tau - s) / self.soft, out=out)
 
     def codes(self, x: torch.Tensor, tile_rows: int | None = None) -> list[torch.Tensor]:
         """Unpooled codes of float images ``x`` (``B x C x H x W``), as a list of
         one or two (``both_signs``) ``(B * L) x |D|`` tensors (bool for the hard code).
 
-        On the CPU the scores are computed and selected ``tile_rows`` rows at
-        a time (default: about 2 MiB of scores), which keeps them in cache.
+        On the CPU a few images are unfolded at a time and their scores
+        computed and selected ``tile_rows`` rows at a time (default: about
+        2 MiB of scores), which keeps patches and scores in cache; on a GPU the
+        whole batch is one product.
         """
         self._check()
         kt, bias, sq = self._on(x.device)
-        P = F.unfold(x, self.patch, stride=self.stride)          # B x d x L
-        P = P.transpose(1, 2).reshape(-1, P.shape[1])             # (B L) x d
-        n, m = P.shape[0], self.n_atoms
+        B = x.shape[0]
+        L = math.prod(self.code_size(*x.shape[-2:]))
+        n, m = B * L, self.n_atoms
+        cpu = x.device.type == "cpu"
         if tile_rows is None:
-            tile_rows = n if x.device.type != "cpu" else max(128, (1 << 19) // max(m, 1))
+            tile_rows = max(128, (1 << 19) // max(m, 1)) if cpu else n
+        per = max(1, (4 * tile_rows) // L) if cpu else B       # images unfolded at once
         dtype = torch.bool if self.soft is None else torch.float32
         out = [torch.empty(n, m, dtype=dtype, device=x.device) for _ in range(2 if self.both_signs else 1)]
         buf = torch.empty(min(tile_rows, n), m, dtype=torch.float32, device=x.device)
         two_sq = 2 * sq
-        for r0 in range(0, n, tile_rows):
-            Pt = P[r0:r0 + tile_rows]
-            s = torch.addmm(bias, Pt, kt, alpha=-2.0, out=buf[: len(Pt)])
-            out[0][r0:r0 + len(Pt)] = self._code(s)
-            if self.both_signs:
-                s.neg_().add_(two_sq)        # ||a||^2 + 2 <w, a>: the scores of -w
-                out[1][r0:r0 + len(Pt)] = self._code(s)
+        for i0 in range(0, B, per):
+            P = extract_patches(x[i0:i0 + per], self.patch, self.stride)   # b x L x d
+            P = P.reshape(-1, P.shape[-1])                                  # (b L) x d
+            for r0 in range(0, P.shape[0], tile_rows):
+                Pt = P[r0:r0 + tile_rows]
+                rows = slice(i0 * L + r0, i0 * L + r0 + len(Pt))
+                s = torch.addmm(bias, Pt, kt, alpha=-2.0, out=buf[: len(Pt)])
+                self._code(s, out[0][rows])
+                if self.both_signs:
+                    s.neg_().add_(two_sq)        # ||a||^2 + 2 <w, a>: the scores of -w
+                    self._code(s, out[1][rows])
         return out
 
     def code_maps(self, x: torch.Tensor) -> torch.Tensor:
@@ -423,9 +448,11 @@ class PatchEncoder:
         return out.contiguous()
 
     def batch_size_for(self, height: int, width: int) -> int:
-        """Images per batch within ``memory_mb`` (scores and masks; soft codes more)."""
+        """Images per batch within ``memory_mb`` (the unpooled codes, and on a GPU the scores)."""
         h, w = self.code_size(height, width)
-        per_image = h * w * self.n_atoms * (4 + 2 + 4 * 3 * (self.soft is not None))
+        per_image = h * w * self.n_codes * (1 if self.soft is None else 8)
+        if self.device != "cpu" and str(self.device) != "cpu":  # whole-batch scores on a GPU
+            per_image += h * w * self.n_atoms * 4 * (1 + (self.soft is not None) * 3)
         return max(1, int(self.memory_mb * 2 ** 20 // per_image))
 
     def transform(self, images, dtype: torch.dtype = torch.float32, batch_size: int | None = None) -> torch.Tensor:

@@ -69,6 +69,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -501,7 +502,11 @@ def _build(cxx: str) -> Path:
     keys = [hashlib.sha256("\0".join(
         [_CPP_SOURCE, version, _cpu_tag(), platform.machine(), *flags, *_COMMON_FLAGS]
     ).encode()).hexdigest()[:16] for flags in _FLAG_SETS]
-    for where in (folder, Path.home() / ".cache" / "patchbook" / "native"):
+    try:
+        default = Path.home() / ".cache" / "patchbook" / "native"
+    except RuntimeError:  # no home directory
+        default = folder
+    for where in (folder, default):
         for key in keys:
             if (where / f"knn-{key}.so").exists():
                 return where / f"knn-{key}.so"
@@ -555,8 +560,6 @@ def _native_lib():
         if "lib" not in _native_state:
             lib = None
             try:
-                import shutil
-
                 cxx = shutil.which(os.environ.get("CXX", "g++"))
                 if cxx is None:
                     raise RuntimeError("no C++ compiler (g++) on PATH")
@@ -697,7 +700,8 @@ def knn_codes(x: torch.Tensor, atoms: torch.Tensor, k: int, both_signs: bool = T
         ``knn_mask(scores(x, atoms), k)``) and ``offset`` to zero. See
         :func:`fold_whitening` to code raw patches against whitened atoms.
     tile_rows
-        Rows per matrix product (default: about 1 MiB of scores).
+        Rows per matrix product (default: 16 MiB of float32 products on the
+        CPU, 256 MiB on CUDA); memory beyond ``out`` stays about that.
     out
         Optional bool/uint8 ``n x (2m or m)`` (``N x L x ...`` for images)
         output, e.g. reused across batches.
@@ -708,6 +712,8 @@ def knn_codes(x: torch.Tensor, atoms: torch.Tensor, k: int, both_signs: bool = T
     """
     images = x.ndim == 4
     m = atoms.shape[0]
+    if m == 0:
+        raise ValueError("no atoms")
     if images:
         if atoms.ndim != 4 or atoms.shape[1] != x.shape[1]:
             raise ValueError(f"images {tuple(x.shape)} need kernels m x C x Q x Q, "
@@ -736,8 +742,8 @@ def knn_codes(x: torch.Tensor, atoms: torch.Tensor, k: int, both_signs: bool = T
     flat = out.view(rows, width)
     if rows == 0 or m == 0:
         return out
-    if tile_rows is None:  # ~8 MiB of products per tile on the CPU
-        tile_rows = max(256, (1 << 21) // m) if x.device.type == "cpu" else max(1024, (1 << 26) // m)
+    if tile_rows is None:  # ~16 MiB of products per tile on the CPU (fewer thread hand-overs)
+        tile_rows = max(256, (1 << 22) // m) if x.device.type == "cpu" else max(1024, (1 << 26) // m)
     lib = _native_lib() if x.device.type == "cpu" else None
     native = lib is not None and x.dtype in (torch.float32, torch.float64)
     At = A.T

@@ -52,7 +52,7 @@ PROFILES = {
         **_BASE,
         "n_atoms": 512,
         "pool": 7, "pool_stride": 4, "ceil_mode": False,
-        "epochs": 8, "lr": 0.01, "milestones": [5, 7],
+        "epochs": 6, "lr": 0.005, "milestones": [4, 5],
         "augment": False, "rows": [{}, {"whitening": "none"}],
     },
     "paper": {**_BASE, "memory_mb": 8192},

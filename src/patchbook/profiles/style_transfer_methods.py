@@ -17,7 +17,7 @@ PROFILES = {
     },
     "laptop": {
         "seed": 0, "size": 128, "photo": _PHOTO, "styles": _STYLES[:3], "compare_style": _MONET,
-        "style_weights": [1.0, 10.0, 100.0], "methods": _METHODS,
+        "style_weights": [0.1, 1.0, 100.0], "methods": _METHODS,
         "gatys": {"n_iter": 40, "style_weight": 100.0, "init": "content"},
         "strotss": {"n_iter": 40, "lr": 6e-3, "min_size": 64, "n_samples": 256, "n_style": 1024,
                     "covariance": "layer"},
@@ -25,7 +25,7 @@ PROFILES = {
     },
     "paper": {
         "seed": 0, "size": 512, "photo": _PHOTO, "styles": _STYLES, "compare_style": _MONET,
-        "style_weights": [1.0, 10.0, 100.0, 1000.0, 10000.0], "methods": _METHODS,
+        "style_weights": [0.1, 1.0, 10.0, 100.0, 1000.0], "methods": _METHODS,
         "gatys": {"n_iter": 1000, "style_weight": 100.0, "init": "noise"},
         "strotss": {"n_iter": 250, "lr": 2e-3, "min_size": 64, "n_samples": 1024, "n_style": 5000,
                     "covariance": "full"},

@@ -393,13 +393,16 @@ def fit_lstsq(decoder: Decoder, images: torch.Tensor, encoder: Encoder | None = 
 
 # -------------------------------------------------------------- training ----
 
-def _source_hash(names=("decoder.py", "transforms.py", "features.py")) -> str:
-    """Hash of the modules a trained decoder depends on (not the whole package,
-    so that unrelated code changes keep the cached decoders)."""
-    h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in names:
-        h.update((here / name).read_bytes())
+def _source_hash(*objects) -> str:
+    """Hash of the source of the functions and classes a cached decoder
+    depends on, and of ``features.py`` (not of the whole package, so that
+    unrelated code changes keep the cached decoders)."""
+    import inspect
+
+    h = hashlib.sha256((Path(__file__).resolve().parent / "features.py").read_bytes())
+    h.update(repr(_ENCODER).encode())
+    for obj in objects:
+        h.update(inspect.getsource(obj).encode())
     return h.hexdigest()[:12]
 
 
@@ -474,6 +477,23 @@ def train_steps(decoder: Decoder, kind: str, content: np.ndarray, style: np.ndar
     return history
 
 
+def _eval_batch(kind: str, decoder: Decoder, encoder: Encoder, size: int, style_weight: float,
+                feature_weight: float, seed: int):
+    """A function giving the loss of ``kind`` on one fixed batch of 8 held-out
+    crops (other random crops of the same sources, seed ``seed + 1000``)."""
+    content = _to_tensor(content_pool(size, 8, seed + 1000)[0])
+    style = _to_tensor(style_pool(size, 8, seed + 1000)[0]) if kind == "adain" else None
+
+    @torch.no_grad()
+    def evaluate() -> dict[str, float]:
+        decoder.eval()
+        if kind == "adain":
+            return adain_loss(decoder, encoder, content, style, style_weight)[1]
+        return recon_loss(decoder, encoder, content, feature_weight)[1]
+
+    return evaluate
+
+
 def _train(kind: str, steps: int, size: int, batch: int, lr: float, style_weight: float,
            feature_weight: float, init: str, width: float, upsample: str, n_fit: int, ridge: float,
            max_samples: int, n_content: int, n_style: int, seed: int, progress: bool,
@@ -508,18 +528,22 @@ def _train(kind: str, steps: int, size: int, batch: int, lr: float, style_weight
 
         key = {"layer": layer, "upsample": upsample, "size": size, "n_fit": n_fit, "n_paint": n_paint, "ridge": ridge,
                "max_samples": max_samples, "seed": seed, "data": str(data_root()),
-               "source": _source_hash(("decoder.py", "features.py"))}
+               "source": _source_hash(Decoder, Encoder, fit_lstsq, _patches, content_pool, style_pool,
+                                      _random_crops, _sklearn_photos)}
         init_state = memo_torch("style-decoders-lstsq", key, lstsq, include_code=False) if cache else lstsq()
         decoder.load_state_dict(init_state["state_dict"])
         fit_errors = init_state["errors"]
         lstsq_seconds = (init_state["seconds"], init_state["cpu_seconds"])
     elif init != "random":
         raise ValueError(f"init must be 'lstsq' or 'random', got {init!r}")
+    evaluate = _eval_batch(kind, decoder, encoder, size, style_weight, feature_weight, seed)
+    eval_before = evaluate()
     t1, c1 = time.perf_counter(), time.process_time()
     history = train_steps(decoder, kind, content, style, steps=steps, batch=batch, lr=lr,
                           style_weight=style_weight, feature_weight=feature_weight, seed=seed,
                           progress=progress, encoder=encoder)
     t_sgd, c_sgd = time.perf_counter() - t1, time.process_time() - c1
+    eval_after = evaluate() if steps else eval_before
     tail = max(1, steps // 10)
     budget = {
         "kind": kind, "layer": layer, "init": init, "width": width, "upsample": upsample,
@@ -534,6 +558,10 @@ def _train(kind: str, steps: int, size: int, batch: int, lr: float, style_weight
         "seconds_lstsq": lstsq_seconds[0], "seconds_sgd": t_sgd,
         "cpu_seconds_lstsq": lstsq_seconds[1], "cpu_seconds_sgd": c_sgd,
         "threads": torch.get_num_threads(),
+        # losses on one fixed held-out batch, before and after the gradient steps
+        "eval_losses_before": eval_before, "eval_losses_after": eval_after,
+        "eval_batch": "8 held-out content crops (and 8 style crops) of the same sources, seed + 1000",
+        # training losses, mean of the first and the last 10% of the steps (noisy: one batch a step)
         "initial_losses": {k: float(np.mean(v[:tail])) for k, v in history.items()},
         "final_losses": {k: float(np.mean(v[-tail:])) for k, v in history.items()},
         "published": "AdaIN: 160,000 steps x 8 images at 256 px (MS-COCO + WikiArt), Adam 1e-4",
@@ -566,15 +594,20 @@ def train_decoder(kind: str = "adain", steps: int = 60, size: int = 128, batch: 
                 max_samples=max_samples, n_content=n_content, n_style=n_style, seed=seed)
     if kind != "adain":
         args.update(style_weight=None, n_style=0)
-    compute = lambda: _train(**{**args, "style_weight": style_weight, "n_style": n_style},
-                             progress=progress, cache=cache)
+    def compute():
+        with torch.enable_grad():  # callers may be under torch.no_grad() (the feed-forward methods are)
+            return _train(**{**args, "style_weight": style_weight, "n_style": n_style},
+                          progress=progress, cache=cache)
+
     if not cache:
         return compute()
     from ..cache import memo_torch
     from ..paths import data_root
 
-    names = ("decoder.py", "features.py") + (("transforms.py",) if kind == "adain" else ())
-    key = {**args, "source": _source_hash(names), "data": str(data_root())}
+    key = {**args, "data": str(data_root()),
+           "source": _source_hash(Decoder, Encoder, fit_lstsq, _patches, content_pool, style_pool,
+                                  _random_crops, _sklearn_photos, _train, train_steps, adain_loss,
+                                  recon_loss, adain_transform, channel_stats, _eval_batch)}
     fresh = {"flag": False}
 
     def run():

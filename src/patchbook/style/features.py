@@ -83,13 +83,20 @@ class VGGFeatures(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` (default: the layers given at construction,
+        or any subset of the layers up to the deepest of them); the network
+        stops after the deepest layer asked for."""
         if x.ndim == 3:
             x = x[None]
+        wanted = set(self.layers if layers is None else layers)
+        unknown = wanted - set(self.names)
+        if unknown:
+            raise ValueError(f"layers {sorted(unknown)} are not computed by this extractor (up to {self.names[-1]})")
+        stop = max(self.names.index(l) for l in wanted)
         h = (x - self.mean) / self.std
         out = {}
-        wanted = set(self.layers)
-        for name, module in zip(self.names, self.net):
+        for name, module in zip(self.names[: stop + 1], self.net):
             # in-place ReLUs would overwrite the conv outputs we keep
             h = torch.relu(h) if isinstance(module, nn.ReLU) else module(h)
             if name in wanted:

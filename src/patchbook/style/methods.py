@@ -56,24 +56,35 @@ INFO: dict[str, MethodInfo] = {
 }
 
 
-_DECODERS = {"adain": ("adain",), "wct": ("recon4", "recon3", "recon2", "recon1"), "mst": ("recon4",)}
+def _decoder_kinds(name: str, kw: dict, ff: Any) -> list[str]:
+    """The decoders (``get_decoder`` kinds) the feed-forward method ``name``
+    will use with keyword arguments ``kw``, read from the module's defaults."""
+    recon = getattr(ff, "_RECON", {})
+    if name == "adain":
+        return ["adain"]
+    if name == "wct":
+        return [recon[l] for l in kw.get("levels", getattr(ff, "WCT_LEVELS", ())) if l in recon]
+    if name == "mst":
+        if kw.get("transform") == "adain":
+            return ["adain"]
+        layer = kw.get("layer", getattr(ff, "MST_LAYER", None))
+        return [recon[layer]] if layer in recon else []
+    return []
 
 
 def _prefetch_decoders(name: str, kw: dict) -> None:
     """Get (train on first use, else read from the cache) the decoders of a
     feed-forward method with gradients enabled: the methods themselves run
     under ``torch.no_grad()``, where a decoder could not be trained."""
-    if name not in _DECODERS or kw.get("decoder") is not None or kw.get("decoders"):
+    if kw.get("decoder") is not None or kw.get("decoders"):
         return
     try:
+        from . import feedforward as ff
         from .decoder import get_decoder
     except ImportError:
         return
-    kinds = _DECODERS[name]
-    if name == "mst" and kw.get("transform") == "adain":
-        kinds = ("adain",)
     with torch.enable_grad():
-        for kind in kinds:
+        for kind in _decoder_kinds(name, kw, ff):
             get_decoder(kind, kw.get("profile", "laptop"))
 
 

@@ -36,10 +36,29 @@ STROTSS_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_
                   "relu4_3", "relu5_3")
 
 
-@lru_cache(maxsize=8)
-def vgg(layers: tuple[str, ...], arch: str = "vgg16", pool: str = "max") -> VGGFeatures:
-    """A (cached) :class:`VGGFeatures` extractor for ``layers``."""
-    return VGGFeatures(list(layers), arch=arch, pool=pool).eval()
+@lru_cache(maxsize=4)
+def _vgg_full(arch: str, pool: str) -> VGGFeatures:
+    last = {"vgg16": "relu5_3", "vgg19": "relu5_4"}[arch]
+    return VGGFeatures([last], arch=arch, pool=pool).eval()
+
+
+class _Layers(torch.nn.Module):
+    """The activations of ``layers`` of a shared :class:`VGGFeatures`."""
+
+    def __init__(self, full: VGGFeatures, layers: Sequence[str]):
+        super().__init__()
+        self.full = full
+        self.layers = list(layers)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.full(x, self.layers)
+
+
+@lru_cache(maxsize=16)
+def vgg(layers: tuple[str, ...], arch: str = "vgg16", pool: str = "max") -> torch.nn.Module:
+    """An extractor of ``layers`` (a dict of activations per call); the
+    pretrained network is loaded once per ``arch`` and ``pool`` and shared."""
+    return _Layers(_vgg_full(arch, pool), layers)
 
 
 def _batch(img: torch.Tensor) -> torch.Tensor:
