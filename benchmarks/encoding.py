@@ -10,7 +10,8 @@ same batch, interleaved, ``--repeats`` times (best and median kept):
               patch rows, exact selection fused behind it (native kernel).
 ``mask``      the unfused route: the batch's score matrix from one ``addmm``,
               then :func:`patchbook.knn.knn_mask` for ``x``, the scores of
-              ``-x`` in place, ``knn_mask`` again (what ``PatchEncoder`` does).
+              ``-x`` in place, ``knn_mask`` again (``PatchEncoder``'s route before
+              it used ``knn_codes``; its soft code still computes scores so).
 ``authors``   (a) the authors' formulation: one ``conv2d`` whose kernels are
               the whitening-folded atoms ``W^T d`` (bias ``||d||^2 / 2`` minus
               the mean's term), so the output is half the score; then

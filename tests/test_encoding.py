@@ -143,6 +143,19 @@ def test_transform_shapes_pooling_and_counts():
         enc.transform(imgs[:1], dtype=torch.uint8)
 
 
+def test_pooled_codes_of_several_chunks():
+    """|D| = 2048 at 32 px: encode_batch pools a couple of images at a time
+    (the mask of one chunk stays in cache); the result must not depend on it."""
+    imgs = np.random.default_rng(3).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    enc = PatchEncoder(n_atoms=2048, patch=6, k=0.4, pool=7, pool_stride=4, ceil_mode=False).fit(imgs)
+    x = patches.to_tensor(imgs)
+    counts = enc.encode_batch(x, counts=True)
+    maps = torch.cat([enc.code_maps(x[i:i + 1]) for i in range(5)])   # one image at a time
+    assert counts.shape == (5, 4096, 6, 6) and counts.dtype == torch.uint8
+    torch.testing.assert_close(counts.float(), F.avg_pool2d(maps, 7, 4, divisor_override=1))
+    assert (counts[:, :2048].sum(1) == 49 * enc.k_).all()
+
+
 def test_fit_is_seeded_and_init_does_no_work(images):
     enc = PatchEncoder(n_atoms=10, patch=3, seed=5)
     assert not hasattr(enc, "atoms_")

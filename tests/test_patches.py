@@ -61,6 +61,43 @@ def test_streamed_moments_equal_direct(images):
     torch.testing.assert_close(m2.cov, 4 * m.cov, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("Q", [1, 2, 3, 6, 9])
+def test_row_moments_equal_explicit_patches(Q):
+    """The stride-1 row-segment route against the explicit patches, on
+    non-square images, with Q from 1 to the full height (one patch row)."""
+    imgs = np.random.default_rng(Q).integers(0, 256, (5, 9, 11, 2), dtype=np.uint8)
+    x = patches.to_tensor(imgs).double()
+    p = patches.extract_patches(x, Q).reshape(-1, 2 * Q * Q)
+    pc = p - p.mean(0)
+    for method in ("rows", "patches"):
+        m = patches.patch_moments(imgs, Q, batch_size=2, method=method)
+        assert m.count == p.shape[0] == 5 * (9 - Q + 1) * (11 - Q + 1)
+        torch.testing.assert_close(m.mean, p.mean(0), rtol=0, atol=1e-6)
+        torch.testing.assert_close(m.cov, pc.T @ pc / len(p), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="stride 1"):
+        patches.patch_moments(imgs, Q, stride=2, method="rows")
+
+
+def test_moments_reject_mixed_sizes():
+    a = np.zeros((2, 8, 8, 3), np.uint8)
+    b = np.zeros((2, 9, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="one size"):
+        patches.patch_moments(_Mixed([a, b]), 3, batch_size=2)
+
+
+class _Mixed:
+    """Two batches of different image sizes behind one sequence."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def __len__(self):
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, sl):
+        return self.parts[sl.start // len(self.parts[0])]
+
+
 def test_moments_cache_round_trip(images):
     m = patches.patch_moments(images, 3)
     m2 = patches.PatchMoments.from_arrays(m.to_arrays())

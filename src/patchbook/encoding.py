@@ -46,9 +46,7 @@ maps pool to 9 x 9.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -143,16 +141,6 @@ def symmetrize_moments(moments: PatchMoments, channels: int, patch: int) -> Patc
     second = moments.cov + torch.outer(moments.mean, moments.mean)
     second = (second + second[f][:, f]) / 2
     return PatchMoments(mean, second - torch.outer(mean, mean), 2 * moments.count)
-
-
-@lru_cache(maxsize=1)
-def _mask_takes_out() -> bool:
-    """Whether :func:`patchbook.knn.knn_mask` writes into an ``out=`` tensor
-    (saves a copy of every mask); the selection is the same either way."""
-    try:
-        return "out" in inspect.signature(knn.knn_mask).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def source_hash() -> str:
@@ -322,7 +310,7 @@ class PatchEncoder:
         self.sqnorms_ = (a * a).sum(1).float()
         self.kernels_ = kernels.float()
         self._offset = (kernels @ wh.mean_).float()  # <mu, k_j>
-        self._cache_device = None
+        self._cache_device = self._fused_key = None
         return self
 
     def _check(self) -> None:
@@ -368,13 +356,9 @@ class PatchEncoder:
     def _code(self, s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Code of a score matrix: the K-NN mask, or its soft version (written
         into ``out`` if given)."""
-        if self.soft is None and out is not None:
-            if _mask_takes_out():
-                return knn.knn_mask(s, self.k_, out=out)
-            return out.copy_(knn.knn_mask(s, self.k_))
         mask = knn.knn_mask(s, self.k_)
         if self.soft is None:
-            return mask
+            return mask if out is None else out.copy_(mask)
         kth = s.masked_fill(~mask, -math.inf).amax(1, keepdim=True)   # K-th smallest score
         nxt = s.masked_fill(mask, math.inf).amin(1, keepdim=True)     # (K+1)-th smallest
         tau = (kth + nxt) / 2
@@ -384,12 +368,17 @@ class PatchEncoder:
         """Unpooled codes of float images ``x`` (``B x C x H x W``), as a list of
         one or two (``both_signs``) ``(B * L) x |D|`` tensors (bool for the hard code).
 
-        On the CPU a few images are unfolded at a time and their scores
-        computed and selected ``tile_rows`` rows at a time (default: about
-        2 MiB of scores), which keeps patches and scores in cache; on a GPU the
-        whole batch is one product.
+        The hard code is :func:`patchbook.knn.knn_codes` on the raw patches
+        with the whitening folded into the kernels (distances and selection
+        fused tile by tile; the two tensors are views of one ``(B L) x 2|D|``
+        mask). The soft code computes the scores ``tile_rows`` rows at a time
+        (default: about 2 MiB of scores on the CPU, the whole batch on a GPU).
         """
         self._check()
+        if self.soft is None:
+            full = self._hard_codes(x, tile_rows)
+            m = self.n_atoms
+            return [full[:, :m], full[:, m:]] if self.both_signs else [full]
         kt, bias, sq = self._on(x.device)
         B = x.shape[0]
         L = math.prod(self.code_size(*x.shape[-2:]))
@@ -398,8 +387,7 @@ class PatchEncoder:
         if tile_rows is None:
             tile_rows = max(128, (1 << 19) // max(m, 1)) if cpu else n
         per = max(1, (4 * tile_rows) // L) if cpu else B       # images unfolded at once
-        dtype = torch.bool if self.soft is None else torch.float32
-        out = [torch.empty(n, m, dtype=dtype, device=x.device) for _ in range(2 if self.both_signs else 1)]
+        out = [torch.empty(n, m, dtype=torch.float32, device=x.device) for _ in range(2 if self.both_signs else 1)]
         buf = torch.empty(min(tile_rows, n), m, dtype=torch.float32, device=x.device)
         two_sq = 2 * sq
         for i0 in range(0, B, per):
@@ -414,6 +402,27 @@ class PatchEncoder:
                     s.neg_().add_(two_sq)        # ||a||^2 + 2 <w, a>: the scores of -w
                     self._code(s, out[1][rows])
         return out
+
+    def _hard_codes(self, x: torch.Tensor, tile_rows: int | None = None) -> torch.Tensor:
+        """The binary code of every patch of ``x``: ``(B L) x n_codes`` bool,
+        ``[code(x) | code(-x)]`` with ``both_signs``."""
+        kernels, offset, sq = self._fused_on(x.device)
+        C = x.shape[1]
+        out = knn.knn_codes(x, kernels.view(-1, C, self.patch, self.patch), self.k_, self.both_signs,
+                            sqnorms=sq, offset=offset, stride=self.stride, tile_rows=tile_rows)
+        return out.view(-1, out.shape[-1])
+
+    def _fused_on(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Kernels ``W^T a_j``, offsets ``-<mu, W^T a_j>`` and ``||a_j||^2`` on
+        ``device``: :func:`patchbook.knn.knn_codes`'s scores ``||a||^2 - 2
+        (<p, k_j> - <mu, k_j>)`` are then the whitened squared distances up to
+        the patch's own norm."""
+        key = ("fused", str(device))
+        if getattr(self, "_fused_key", None) != key:
+            self._fused = (self.kernels_.to(device).contiguous(), (-self._offset).to(device),
+                           self.sqnorms_.to(device))
+            self._fused_key = key
+        return self._fused
 
     def code_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Unpooled code maps ``B x n_codes x h x w`` (float) of float images ``x``."""
@@ -430,13 +439,26 @@ class PatchEncoder:
         h, w = self.code_size(*x.shape[-2:])
         hard = self.soft is None
         wide = self.pool * self.pool > 255
-        pooled = []
-        for c in self.codes(x):
-            if hard:  # bool -> uint8 is a free view
-                c = c.view(torch.uint8) if not wide else c.to(torch.int16)
-            pooled.append(window_sums(c.view(B, h, w, -1), self.pool, self.pool_stride, self.ceil_mode))
-            del c
-        out = torch.cat(pooled, -1).permute(0, 3, 1, 2)          # B x n_codes x h' x w'
+        if hard:  # one mask for x and -x, pooled a few images at a time while it is in cache
+            per = B if x.device.type != "cpu" else max(1, (8 << 20) // (h * w * self.n_codes))
+            mask = torch.empty(min(per, B) * h * w, self.n_codes, dtype=torch.bool, device=x.device)
+            out = None
+            for i0 in range(0, B, per):
+                xi = x[i0:i0 + per]
+                c = mask[: len(xi) * h * w]
+                kernels, offset, sq = self._fused_on(x.device)
+                knn.knn_codes(xi, kernels.view(-1, x.shape[1], self.patch, self.patch), self.k_,
+                              self.both_signs, sqnorms=sq, offset=offset, stride=self.stride,
+                              out=c.view(len(xi), h * w, -1))
+                c = c.view(torch.uint8) if not wide else c.to(torch.int16)   # bool -> uint8: a free view
+                o = window_sums(c.view(len(xi), h, w, -1), self.pool, self.pool_stride, self.ceil_mode)
+                if out is None:
+                    out = torch.empty(B, *o.shape[1:], dtype=o.dtype, device=x.device)
+                out[i0:i0 + len(xi)] = o
+        else:
+            out = torch.cat([window_sums(c.view(B, h, w, -1), self.pool, self.pool_stride, self.ceil_mode)
+                             for c in self.codes(x)], -1)
+        out = out.permute(0, 3, 1, 2)                               # B x n_codes x h' x w'
         if counts:
             if self.out_size:
                 raise ValueError("counts need out_size=None")

@@ -95,42 +95,128 @@ class PatchMoments:
 
 def patch_moments(images: np.ndarray | torch.Tensor, patch: int, stride: int = 1,
                   batch_size: int = 512, device: str | torch.device = "cpu",
-                  normalize: Normalize | None = None, progress: bool = False) -> PatchMoments:
+                  normalize: Normalize | None = None, progress: bool = False,
+                  method: str = "auto") -> PatchMoments:
     """Mean and covariance of every patch of every image, streamed in batches.
 
-    Memory stays at one batch of patches whatever the dataset size (all
-    50,000 x 729 CIFAR-10 patches at ``patch=6`` fit this way). The images
-    are shifted by the first batch's per-channel mean, which makes the
-    patch mean small, so the float32 Gram matrices of each batch lose
-    nothing to the cancellation in ``E[xx^T] - mu mu^T``; they are
-    accumulated in float64. The covariance is the biased one (divided by
-    the number of patches).
+    Memory stays at one batch of images whatever the dataset size (all
+    50,000 x 729 CIFAR-10 patches at ``patch=6`` take about 6 s on two CPU
+    cores). The images are shifted by the first batch's per-channel mean,
+    which makes the patch mean small, so the float32 products of each batch
+    lose nothing to the cancellation in ``E[xx^T] - mu mu^T``; they are
+    accumulated in float64. The covariance is the biased one (divided by the
+    number of patches).
+
+    ``method``: ``"rows"`` (products of patch rows, :class:`_RowMoments`;
+    stride 1 only), ``"patches"`` (the explicit patches, any stride) or
+    ``"auto"`` (rows at stride 1). Both give the same moments.
     """
     from tqdm.auto import tqdm
 
-    n = len(images)
-    total = 0
-    s1 = s2 = shift = None
-    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="patch moments", leave=False):
+    if method == "auto":
+        method = "rows" if stride == 1 else "patches"
+    if method == "rows" and stride != 1:
+        raise ValueError(f"method='rows' needs stride 1, got stride {stride}")
+    if method not in ("rows", "patches"):
+        raise ValueError(f"method must be 'auto', 'rows' or 'patches', got {method!r}")
+    acc = _RowMoments(patch) if method == "rows" else _UnfoldMoments(patch, stride)
+    shift = None
+    for start in tqdm(range(0, len(images), batch_size), disable=not progress, desc="patch moments", leave=False):
         x = to_tensor(images[start:start + batch_size], device)
         if normalize is not None:
             x = normalize(x)
+        n_positions(min(x.shape[-2:]), patch, stride)
         if shift is None:
             shift = x.mean((0, 2, 3))
-            d = x.shape[1] * patch * patch
-            s1 = torch.zeros(d, dtype=torch.float64, device=x.device)
-            s2 = torch.zeros(d, d, dtype=torch.float64, device=x.device)
-        p = extract_patches(x - shift[None, :, None, None], patch, stride).reshape(-1, d)
-        s1 += p.sum(0, dtype=torch.float64)
-        s2 += (p.T @ p).double()
-        total += p.shape[0]
-    if total == 0:
+        acc.add(x - shift[None, :, None, None])
+    if shift is None:
         raise ValueError("no images given")
-    m = s1 / total
-    cov = s2 / total - torch.outer(m, m)
+    m, second, total = acc.result()
+    cov = second - torch.outer(m, m)
     cov = (cov + cov.T) / 2
     mean = m + shift.double().repeat_interleave(patch * patch)  # (channel, row, column) order
     return PatchMoments(mean=mean.cpu(), cov=cov.cpu(), count=total)
+
+
+class _UnfoldMoments:
+    """First and second moments of the explicit patches (any stride):
+    ``H' W' (C Q^2)^2 * 2`` FLOPs per image."""
+
+    def __init__(self, patch: int, stride: int):
+        self.patch, self.stride, self.total = patch, stride, 0
+        self.s1 = self.s2 = None
+
+    def add(self, x: torch.Tensor) -> None:
+        d = x.shape[1] * self.patch ** 2
+        p = extract_patches(x, self.patch, self.stride).reshape(-1, d)
+        if self.s1 is None:
+            self.s1 = torch.zeros(d, dtype=torch.float64, device=x.device)
+            self.s2 = torch.zeros(d, d, dtype=torch.float64, device=x.device)
+        self.s1 += p.sum(0, dtype=torch.float64)
+        self.s2 += (p.T @ p).double()
+        self.total += p.shape[0]
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.s1 / self.total, self.s2 / self.total, self.total
+
+
+class _RowMoments:
+    """The same moments at stride 1 from products of patch *rows*.
+
+    A Q x Q patch at ``(i, j)`` is Q stacked row segments
+    ``R[r, j] = x[:, r, j:j+Q]`` (``C Q`` values), ``r = i .. i+Q-1``. So
+    block ``(u1, u2)`` of the second moment (patch rows ``u1``, ``u2``) is
+    ``sum_{i} T[i + u1, u2 - u1]`` with ``T[r, delta] = sum_{images, j}
+    R[r, j] R[r + delta, j]^T``: one batched product per image batch (the
+    second factor a strided view of the first, no copy) and prefix sums over
+    ``r`` at the end, ``H (C Q) (Q C Q) W' * 2`` FLOPs per image, about
+    ``Q`` times fewer than the explicit patches. The first moment is a window
+    sum of the summed images.
+    """
+
+    def __init__(self, patch: int):
+        self.patch, self.total = patch, 0
+        self.T = self.s1 = None
+
+    def add(self, x: torch.Tensor) -> None:
+        Q = self.patch
+        B, C, H, W = x.shape
+        Wp, Hp = W - Q + 1, H - Q + 1
+        if self.T is None:
+            self.T = torch.zeros(H, C * Q, Q * C * Q, dtype=torch.float64, device=x.device)
+            self.s1 = torch.zeros(C, H, W, dtype=torch.float64, device=x.device)
+        elif self.s1.shape != (C, H, W):
+            raise ValueError(f"images of shape {(C, H, W)} after {tuple(self.s1.shape)}: one size per call")
+        self.s1 += x.sum(0, dtype=torch.float64)
+        # rows of all images side by side (H x C x B x W): a (1 x Q) unfold
+        # gives R[r] = C Q x (B W') for every r without a transposed copy
+        R = F.unfold(x.permute(2, 1, 0, 3).contiguous(), (1, Q))           # H x CQ x (B W')
+        K = B * Wp
+        win = R.as_strided((Hp, Q * C * Q, K), (C * Q * K, K, 1))        # rows r .. r+Q-1 stacked
+        self.T[:Hp] += torch.bmm(R[:Hp], win.transpose(1, 2)).double()
+        for r in range(Hp, H):  # the last rows have fewer rows below them
+            self.T[r, :, :(H - r) * C * Q] += (R[r] @ R[r:].reshape(-1, K).T).double()
+        self.total += B * Hp * Wp
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        Q, T, total = self.patch, self.T, self.total
+        C, H, W = self.s1.shape
+        Wp, Hp = W - Q + 1, H - Q + 1
+        cs = F.pad(self.s1.cumsum(1).cumsum(2), (1, 0, 1, 0))           # 2-D prefix sums
+        m = torch.empty(C, Q, Q, dtype=torch.float64, device=T.device)
+        for u in range(Q):
+            for v in range(Q):
+                m[:, u, v] = cs[:, u + Hp, v + Wp] - cs[:, u, v + Wp] - cs[:, u + Hp, v] + cs[:, u, v]
+        P = F.pad(T.cumsum(0), (0, 0, 0, 0, 1, 0))                        # prefix sums over r
+        S = torch.empty(C, Q, Q, C, Q, Q, dtype=torch.float64, device=T.device)  # (c1,u1,v1,c2,u2,v2)
+        for u1 in range(Q):
+            for u2 in range(u1, Q):
+                dl = u2 - u1
+                blk = (P[u1 + Hp] - P[u1])[:, dl * C * Q:(dl + 1) * C * Q].reshape(C, Q, C, Q)
+                S[:, u1, :, :, u2, :] = blk
+                S[:, u2, :, :, u1, :] = blk.permute(2, 3, 0, 1)
+        d = C * Q * Q
+        return m.reshape(d) / total, S.reshape(d, d) / total, total
 
 
 @dataclass
