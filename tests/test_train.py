@@ -1,8 +1,11 @@
 """Resumable and data-parallel training (issue: paper-scale training)."""
 
+import json
 import os
 import socket
 import warnings
+from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,7 +101,7 @@ def test_two_gloo_processes_match_one(data_root, tmp_path):
         assert torch.allclose(a[k], v, atol=DDP_ATOL, rtol=0), f"{k}: max diff {(a[k] - v).abs().max()}"
 
 
-def test_encoded_batches_leave_gradients_on(data_root):
+def test_encoded_batches_leave_gradients_on():
     """Iterating a source must not switch autograd off in the training step."""
     import numpy as np
 
@@ -109,8 +112,83 @@ def test_encoded_batches_leave_gradients_on(data_root):
     images = rng.integers(0, 255, (6, 12, 12, 3), dtype=np.uint8)
     enc = PatchEncoder(n_atoms=8, patch=3, k=3, lam=1e-2).fit(images)
     for source in (EncodedBatches(enc, images, np.arange(6) % 2, batch_size=3, augment_train=True),
-                   T.ShardedEncodedBatches(enc, images, np.arange(6) % 2, batch_size=3)):
+                   EncodedBatches(enc, images, np.arange(6) % 2, batch_size=2, shuffle=True, augment_train=True,
+                                  rank=1, world=2)):
         for x, _ in source:
             assert torch.is_grad_enabled()
             w = torch.zeros(1, requires_grad=True)
             assert (x.sum() * w).requires_grad
+
+
+def test_encoded_batch_shards_make_up_the_single_process_batches():
+    """rank::world shares of each augmented global batch, interleaved, are the
+    batches of one process (same order, same crops and flips); the last
+    incomplete global batch is dropped so that every share has the same size."""
+    import numpy as np
+
+    from patchbook.classifier import EncodedBatches
+    from patchbook.encoding import PatchEncoder
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (11, 12, 12, 3), dtype=np.uint8)
+    labels = np.arange(11) % 3
+    enc = PatchEncoder(n_atoms=8, patch=3, k=3, lam=1e-2, pool=4, pool_stride=3).fit(images)
+    kw = dict(batch_size=4, shuffle=True, augment_train=True, padding=2, seed=3)
+    one = EncodedBatches(enc, images, labels, encode_batch=3, **kw)
+    shards = [EncodedBatches(enc, images, labels, rank=r, world=2, **kw) for r in range(2)]
+    for src in (one, *shards):
+        src.set_epoch(2)
+    assert len(one) == 3 and all(len(s) == 2 for s in shards)
+    for (x, y), (x0, y0), (x1, y1) in zip(one, *shards):
+        assert len(x0) == len(x1) == 2
+        torch.testing.assert_close(x[0::2], x0, rtol=0, atol=0)
+        torch.testing.assert_close(x[1::2], x1, rtol=0, atol=0)
+        assert torch.equal(y[0::2], y0) and torch.equal(y[1::2], y1)
+    with pytest.raises(ValueError, match="not divisible"):
+        EncodedBatches(enc, images, labels, batch_size=5, world=2)
+
+
+def cifar_paper_row(**changes) -> dict:
+    """The first measured row of notebooks/cifar10-table.md at the paper profile."""
+    from patchbook import profiles
+
+    P = profiles.resolve("cifar10-table", "paper", changes)
+    return {**P, **P["rows"][0]}
+
+
+def test_cifar_paper_row_config(tmp_path, monkeypatch):
+    q = cifar_paper_row()
+    assert q["augment"]
+    monkeypatch.setenv("PATCHBOOK_CACHE", str(tmp_path / "cache"))
+    tc = T.config_for_cifar_row(q)
+    assert (tc.dataset, tc.n_per_class, tc.test_n_per_class, tc.seed) == ("cifar10", None, None, 0)
+    assert tc.encoder == {"n_atoms": 2048, "patch": 6, "k": 0.4, "lam": 1e-3, "whitening": "zca",
+                          "both_signs": True, "soft": None, "pool": 5, "pool_stride": 3, "ceil_mode": True,
+                          "mirror": False, "memory_mb": 8192}
+    assert tc.head == {"kind": "factorized", "bottleneck": 128, "kernel": 6}
+    assert tc.schedule == {"epochs": 80, "lr": 3e-3, "milestones": [50, 75], "momentum": 0.9, "weight_decay": 0.0}
+    assert (tc.batch_size, tc.augment, tc.padding) == (128, True, 4)
+    assert T.TrainConfig.from_dict(json.loads(json.dumps(asdict(tc)))) == tc   # a config file for torchrun
+    # checkpoints in the cache, in a folder of the row: another row never resumes them
+    assert Path(tc.output) == tmp_path / "cache" / "train-runs" / "cifar10-table" / tc.key()
+    assert T.config_for_cifar_row(cifar_paper_row(n_atoms=16384)).output != tc.output
+    assert T.config_for_cifar_row(cifar_paper_row(soft=1.0)).encoder["soft"] == 1.0
+    assert T.config_for_cifar_row(cifar_paper_row(memory_mb=512)).output == tc.output   # not a setting of the run
+    assert T.config_for_cifar_row(q, output=tmp_path / "x").output == str(tmp_path / "x")
+
+
+def test_cifar_paper_row_runs_and_resumes(data_root, tmp_path):
+    """A tiny real-data run of a paper-profile row: augmented codes every
+    epoch, metrics, a checkpoint; rerunning it resumes (nothing retrained)."""
+    q = cifar_paper_row(n_per_class=2, n_test_per_class=2, n_atoms=32, epochs=1, milestones=[], batch_size=10,
+                        memory_mb=64, device="cpu")
+    tc = T.config_for_cifar_row(q, output=tmp_path / "row")
+    assert tc.augment and tc.encoder["pool"] == 5 and tc.encoder["ceil_mode"]
+    res = T.probe(tc)
+    assert 0 <= res.top1 <= res.top5 <= 1
+    assert [h["epoch"] for h in res.history.epochs] == [0] and res.history.epochs[0]["lr"] == 3e-3
+    assert res.encoder.out_shape(32, 32) == (64, 9, 9)       # x and -x, pooled 5 / 3 in ceil mode
+    assert T.Checkpoints(tmp_path / "row" / "checkpoints").epochs() == [0]
+    again = T.probe(tc)
+    assert again.history.epochs == res.history.epochs and (again.top1, again.top5) == (res.top1, res.top5)
+    assert again.seconds["train_epochs"] == res.seconds["train_epochs"]

@@ -15,7 +15,8 @@ Data sources
     so a resumed run sees the same batches). :class:`ArrayBatches` serves
     precomputed (e.g. cached ``uint8``) codes; :class:`EncodedBatches`
     encodes images on the fly, optionally after a random crop and flip, as
-    the authors do on GPUs.
+    the authors do on GPUs (or one process's share of each batch, for
+    :mod:`patchbook.train`'s data-parallel runs).
 
 Training
     :func:`train` takes a model, a data source and a :class:`Schedule`
@@ -187,22 +188,36 @@ def augment(x: torch.Tensor, padding: int = 4, padding_mode: str = "reflect", fl
 
 
 class EncodedBatches:
-    """Mini-batches of codes computed on the fly from images.
+    """Mini-batches of codes computed on the fly from images, or one
+    process's share of them.
 
     ``encoder`` is a fitted :class:`patchbook.encoding.PatchEncoder`;
     ``images`` ``uint8`` ``N x H x W x C``. With ``augment_train`` every batch
     is randomly cropped (padding ``padding``, ``padding_mode``) and flipped
     before encoding, so the codes change every epoch (the authors' recipe).
+    Order and augmentation are functions of ``(seed, epoch)``.
+
+    Data parallelism: with ``world > 1`` processes, each draws the same
+    global batches and augmentation and encodes only its ``rank::world``
+    share, so the union of the shards is what one process would see; the
+    last incomplete global batch is dropped so that every shard has the same
+    size (``rank=0, world=1``: one process, every batch). ``encode_batch``
+    bounds the images encoded at once (default: the encoder's
+    :meth:`~patchbook.encoding.PatchEncoder.batch_size_for`).
     """
 
     def __init__(self, encoder, images: np.ndarray, labels, batch_size: int = 128, shuffle: bool = False,
                  augment_train: bool = False, padding: int = 4, padding_mode: str = "reflect",
-                 seed: int = 0, encode_batch: int | None = None):
+                 seed: int = 0, encode_batch: int | None = None, rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ValueError(f"global batch {batch_size} is not divisible by {world} processes")
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in [0, {world})")
         self.encoder, self.images = encoder, images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment_train
         self.padding, self.padding_mode, self.seed = padding, padding_mode, seed
-        self.encode_batch = encode_batch
+        self.encode_batch, self.rank, self.world = encode_batch, rank, world
         self.epoch = 0
 
     @property
@@ -217,7 +232,8 @@ class EncodedBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-self.n_samples // self.batch_size)
+        n = self.n_samples
+        return n // self.batch_size if self.world > 1 else -(-n // self.batch_size)
 
     def __iter__(self):
         from .patches import to_tensor
@@ -231,11 +247,13 @@ class EncodedBatches:
             # no_grad around the encoding only: a `with` spanning the `yield`
             # would switch gradients off in the caller's training step too
             with torch.no_grad():
-                x = to_tensor(self.images[idx], self.device)
-                if self.augment:
-                    x = augment(x, self.padding, self.padding_mode, generator=g)
+                if self.augment:  # the global batch's draws, the same on every rank, then the share
+                    x = augment(to_tensor(self.images[idx], self.device), self.padding, self.padding_mode,
+                                generator=g)[self.rank::self.world]
+                else:
+                    x = to_tensor(self.images[idx[self.rank::self.world]], self.device)
                 codes = torch.cat([self.encoder.encode_batch(x[i:i + sub]) for i in range(0, len(x), sub)])
-            yield codes, self.labels[idx].to(codes.device)
+            yield codes, self.labels[idx[self.rank::self.world]].to(codes.device)
 
 
 # --------------------------------------------------------------- training ----

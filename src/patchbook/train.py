@@ -19,7 +19,8 @@ Data parallelism
     Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in
     ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPUs). Every rank
     draws the same global batch order and augmentation, takes its
-    ``rank::world`` share of each global batch and encodes only that share;
+    ``rank::world`` share of each global batch and encodes only that share
+    (:class:`patchbook.classifier.EncodedBatches` with ``rank``, ``world``);
     gradients are averaged by DDP, so the update equals the single-process
     one up to floating-point summation order. BatchNorm: on GPUs the head's
     BatchNorm becomes ``SyncBatchNorm``; on CPUs (where ``SyncBatchNorm`` is
@@ -82,6 +83,8 @@ class TrainConfig:
         d = asdict(self)
         for k in ("output", "device", "data_root", "eval_every", "notebook", "profile"):
             d.pop(k)
+        for k in ("memory_mb", "progress"):  # how the codes are computed, not what they are
+            d["encoder"].pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -185,56 +188,6 @@ def init_distributed(device: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-class ShardedEncodedBatches:
-    """Codes of augmented images, the ``rank::world`` share of each global batch.
-
-    Every rank draws the same global order and augmentation from
-    ``(seed, epoch)``, so the union of the shards is what a single process
-    would see. Training batches drop the last incomplete global batch when
-    ``world > 1`` so that every shard has the same size.
-    """
-
-    def __init__(self, encoder, images: np.ndarray, labels, batch_size: int, rank: int = 0, world: int = 1,
-                 shuffle: bool = True, augment_train: bool = True, padding: int = 4, seed: int = 0):
-        if batch_size % world:
-            raise ValueError(f"global batch {batch_size} is not divisible by {world} processes")
-        self.encoder, self.images = encoder, images
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-        self.batch_size, self.rank, self.world = batch_size, rank, world
-        self.shuffle, self.augment, self.padding, self.seed = shuffle, augment_train, padding, seed
-        self.epoch = 0
-
-    @property
-    def n_samples(self) -> int:
-        return len(self.labels)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = self.n_samples
-        return n // self.batch_size if self.world > 1 else -(-n // self.batch_size)
-
-    def __iter__(self):
-        from .classifier import _epoch_generator, augment
-        from .patches import to_tensor
-
-        g = _epoch_generator(self.seed, self.epoch)
-        order = torch.randperm(self.n_samples, generator=g) if self.shuffle else torch.arange(self.n_samples)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size].numpy()
-            # no_grad around the encoding only: a `with` spanning the `yield`
-            # would switch gradients off in the caller's training step too
-            with torch.no_grad():
-                x = to_tensor(self.images[idx], "cpu")
-                if self.augment:
-                    x = augment(x, self.padding, generator=g)   # the global batch, same on every rank
-                x = x[self.rank::self.world].to(self.encoder.device)
-                codes = self.encoder.encode_batch(x)
-            y = self.labels[idx][self.rank::self.world]
-            yield codes, y.to(codes.device)
-
-
 # ------------------------------------------------------------------ states ----
 
 
@@ -282,7 +235,7 @@ def run(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None,
     (for tests of resuming).
     """
     from . import data
-    from .classifier import Schedule, evaluate, make_head, train
+    from .classifier import EncodedBatches, Schedule, evaluate, make_head, train
 
     device = _device(cfg.device)
     dist = init_distributed(device)
@@ -324,11 +277,10 @@ def run(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None,
         if dist.main and progress:
             print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr, flush=True)
 
-    source = ShardedEncodedBatches(encoder, train_ds.images, train_ds.labels, cfg.batch_size, dist.rank,
-                                   dist.world, shuffle=True, augment_train=cfg.augment, padding=cfg.padding,
-                                   seed=cfg.seed)
-    test_source = ShardedEncodedBatches(encoder, test_ds.images, test_ds.labels, cfg.batch_size,
-                                        shuffle=False, augment_train=False)
+    source = EncodedBatches(encoder, train_ds.images, train_ds.labels, cfg.batch_size, shuffle=True,
+                            augment_train=cfg.augment, padding=cfg.padding, seed=cfg.seed, rank=dist.rank,
+                            world=dist.world)
+    test_source = EncodedBatches(encoder, test_ds.images, test_ds.labels, cfg.batch_size)
 
     class _Stop(Exception):
         pass
@@ -354,7 +306,7 @@ def run(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None,
     except _Stop:
         return {"stopped_after": stop_after, "history": history, "model": core}
     final = evaluate(core, test_source) if dist.main else {}
-    result = {"history": history, "final": final, "model": core, "world_size": dist.world}
+    result = {"history": history, "final": final, "model": core, "encoder": encoder, "world_size": dist.world}
     if dist.main and cfg.notebook and cfg.profile and final:
         from . import results
 
@@ -362,6 +314,61 @@ def run(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None,
             results.record(cfg.notebook, f"train {cfg.key()} test {k}", 100 * final[k], unit="%",
                            profile=cfg.profile, params=asdict(cfg), history=history, world_size=dist.world)
     return result
+
+
+# --------------------------------------------------------- notebook rows ----
+
+
+def config_for_cifar_row(q: dict, *, output: str | os.PathLike | None = None, notebook: str | None = None,
+                         profile: str | None = None, eval_every: int = 1) -> TrainConfig:
+    """The :class:`TrainConfig` of a measured row of ``notebooks/cifar10-table.md``.
+
+    ``q`` holds the row's parameters (the profile's, see
+    :mod:`patchbook.profiles.cifar10_table`, with the row's overrides):
+    encoder (``n_atoms``, ``patch``, ``k_fraction``, ``lam``, ``whitening``,
+    ``both_signs``, ``soft`` (0: binary code), pooling, ``mirror``), head
+    (``head``, ``bottleneck``, ``head_kernel``), SGD (``epochs``, ``lr``,
+    ``milestones``, ``momentum``, ``weight_decay``, ``batch_size``), random
+    crop after ``padding`` and flip (``augment``), subsets (``n_per_class``,
+    ``n_test_per_class``, 0: all) and ``seed``. ``output`` defaults to a
+    folder of the cache named by :meth:`TrainConfig.key`, so rerunning the
+    row resumes its checkpoints and another row never meets them.
+    """
+    from .experiments import ENCODER_KEYS, HEAD_KEYS, TRAIN_KEYS, paper_train_config
+    from .paths import cache_root
+
+    point = {k: q[k] for k in ENCODER_KEYS + HEAD_KEYS + TRAIN_KEYS if k in q}
+    point.update(k=float(q["k_fraction"]), soft=float(q["soft"]) if q["soft"] else None)
+    cfg = paper_train_config(point, dataset="cifar10", output="", n_per_class=q["n_per_class"],
+                             test_n_per_class=q["n_test_per_class"], augment=bool(q["augment"]),
+                             padding=q["padding"], seed=q["seed"], notebook=notebook, profile=profile,
+                             device=q["device"], eval_every=eval_every)
+    cfg.encoder.update(mirror=bool(q["mirror"]), memory_mb=int(q["memory_mb"]))
+    cfg.output = str(output if output is not None else cache_root() / "train-runs" / "cifar10-table" / cfg.key())
+    return cfg
+
+
+def probe(cfg: TrainConfig, resume: bool = True, progress: bool = False):
+    """:func:`run` ``cfg`` (resuming its checkpoints) and return what
+    :func:`patchbook.classifier.linear_probe` returns, so a notebook treats
+    both alike. ``seconds``: ``train_epochs``, the training time of every
+    epoch (of earlier, interrupted sessions too), and ``this_run``, the wall
+    time of this call (data, encoder, remaining epochs, evaluation). Single
+    process (or rank 0) only: the other ranks have no metrics.
+    """
+    import time
+
+    from .classifier import History, ProbeResult
+
+    t0 = time.perf_counter()
+    res = run(cfg, resume=resume, progress=progress)
+    if not res.get("final"):
+        raise RuntimeError("no final metrics: probe() needs a single process or rank 0")
+    seconds = {"train_epochs": float(sum(h["seconds"] for h in res["history"])),
+               "this_run": time.perf_counter() - t0}
+    return ProbeResult(res["final"]["top1"], res["final"]["top5"], History(list(res["history"])), res["encoder"],
+                       res["model"], seconds, cached_codes=False)
+
 
 
 def main(config_path: str) -> int:
