@@ -21,6 +21,24 @@ def test_notebook_runs_at_smoke(name, data_root, tmp_path):
     assert json.loads(results.read_text())["records"]
 
 
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_page_opens_with_the_slide_and_ends_with_what_was_measured(name):
+    """Each slide page quotes its slide in a note before any code and closes
+    with a "Measured" section (the data page has no slide); it compiles."""
+    cells = notebooks.read(name).cells
+    first_code = next(i for i, c in enumerate(cells) if c.cell_type == "code")
+    intro = "\n".join(c.source for c in cells[:first_code] if c.cell_type == "markdown")
+    if name != "data-overview":
+        assert ":::{admonition} The slide" in intro, f"{name} does not open with the slide"
+    headings = [l for c in cells if c.cell_type == "markdown" for l in c.source.splitlines() if l.startswith("## ")]
+    assert headings and headings[-1].strip() == "## Measured", f"{name} does not end with a Measured section"
+    assert cells[-1].cell_type == "code", f"{name}: the Measured section should end with the cell that reports it"
+    for i, c in enumerate(cells):
+        if c.cell_type == "code":
+            compile("\n".join(l for l in c.source.splitlines() if not l.lstrip().startswith(("%", "!"))),
+                    f"{name} cell {i}", "exec")
+
+
 def test_cli_run_with_parameter(data_root, tmp_path):
     from patchbook.__main__ import main
 
