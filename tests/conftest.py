@@ -39,3 +39,15 @@ def tmp_results(tmp_path, monkeypatch) -> Path:
 def tmp_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PATCHBOOK_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tests on tiny tensors: the thread
+    pool's overhead dominates them on a shared machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

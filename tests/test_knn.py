@@ -13,14 +13,9 @@ from patchbook.knn import fold_whitening, knn_codes, knn_mask, knn_mask_referenc
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices: threads only cost time on a shared machine (one test
-    below turns them back on to cover the parallel loop)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# small matrices (tests/conftest.py); one test below turns threads back on
+# to cover the parallel loop
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(params=["native", "torch"])

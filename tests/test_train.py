@@ -177,6 +177,26 @@ def test_cifar_paper_row_config(tmp_path, monkeypatch):
     assert T.config_for_cifar_row(q, output=tmp_path / "x").output == str(tmp_path / "x")
 
 
+def test_imagenet_paper_run_config(tmp_path):
+    """The ImageNet page's ``paper_runs`` entries become resumable configs."""
+    from patchbook.profiles import imagenet_table
+
+    entry = imagenet_table.PROFILES["paper"]["paper_runs"][0]
+    name, tc = T.config_for_paper_run(entry, output_root=tmp_path, k=0.4, seed=3, notebook="imagenet-table",
+                                      profile="paper")
+    assert name == entry["name"] and "name" in entry        # the profile's entry is not consumed
+    assert (tc.dataset, tc.seed, tc.augment, tc.padding) == (entry["dataset"], 3, True, entry["padding"])
+    assert Path(tc.output) == tmp_path / name.replace(" ", "_").replace(",", "")
+    assert tc.encoder["k"] == entry["k"] and tc.encoder["both_signs"]
+    assert (tc.encoder["n_atoms"], tc.encoder["pool"], tc.encoder["pool_stride"]) == (2048, 5, 3)
+    assert tc.head == {"kind": "factorized", "bottleneck": entry["bottleneck"], "kernel": entry["head_kernel"]}
+    assert tc.schedule["milestones"] == entry["milestones"] and tc.batch_size == entry["batch_size"]
+    assert (tc.notebook, tc.profile) == ("imagenet-table", "paper")
+    _, other = T.config_for_paper_run({k: v for k, v in entry.items() if k != "k"}, output_root=tmp_path, k=0.25)
+    assert other.encoder["k"] == 0.25                        # the page's K where the entry has none
+    assert T.TrainConfig.from_dict(json.loads(json.dumps(asdict(tc)))) == tc
+
+
 def test_cifar_paper_row_runs_and_resumes(data_root, tmp_path):
     """A tiny real-data run of a paper-profile row: augmented codes every
     epoch, metrics, a checkpoint; rerunning it resumes (nothing retrained)."""

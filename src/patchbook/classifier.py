@@ -117,7 +117,39 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
 
 
-class ArrayBatches:
+class _Batches:
+    """What both batch sources share: labels, an epoch counter, the
+    ``(seed, epoch)`` order and the batch count (``drop_last``: whole batches only)."""
+
+    labels: torch.Tensor
+    batch_size: int
+    shuffle: bool
+    seed: int
+    drop_last: bool
+    epoch: int = 0
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = self.n_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _indices(self) -> Iterator[tuple[torch.Tensor, torch.Generator]]:
+        """The sample indices of each batch of this epoch, with the epoch's
+        generator (for per-batch random draws after the order)."""
+        g = _epoch_generator(self.seed, self.epoch)
+        n = self.n_samples
+        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        for b in range(len(self)):
+            yield order[b * self.batch_size:(b + 1) * self.batch_size], g
+
+
+class ArrayBatches(_Batches):
     """Mini-batches of precomputed features.
 
     ``features`` is an ``N x ...`` tensor or array (any dtype; ``uint8``
@@ -142,23 +174,8 @@ class ArrayBatches:
         self.flip_perm = None if flip_perm is None else torch.as_tensor(flip_perm).to(device)
         self.epoch = 0
 
-    @property
-    def n_samples(self) -> int:
-        return len(self.labels)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = self.n_samples
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = self.n_samples
-        g = _epoch_generator(self.seed, self.epoch)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+        for idx, g in self._indices():
             x = self.features[idx].to(self.device, torch.float32, non_blocking=True)
             if self.scale != 1.0:
                 x = x.mul_(self.scale)
@@ -187,7 +204,7 @@ def augment(x: torch.Tensor, padding: int = 4, padding_mode: str = "reflect", fl
     return x.contiguous()
 
 
-class EncodedBatches:
+class EncodedBatches(_Batches):
     """Mini-batches of codes computed on the fly from images, or one
     process's share of them.
 
@@ -218,32 +235,19 @@ class EncodedBatches:
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment_train
         self.padding, self.padding_mode, self.seed = padding, padding_mode, seed
         self.encode_batch, self.rank, self.world = encode_batch, rank, world
+        self.drop_last = world > 1
         self.epoch = 0
 
     @property
     def device(self):
         return self.encoder.device
 
-    @property
-    def n_samples(self) -> int:
-        return len(self.labels)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = self.n_samples
-        return n // self.batch_size if self.world > 1 else -(-n // self.batch_size)
-
     def __iter__(self):
         from .patches import to_tensor
 
-        g = _epoch_generator(self.seed, self.epoch)
-        n = self.n_samples
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         sub = self.encode_batch or self.encoder.batch_size_for(*self.images.shape[1:3])
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size].numpy()
+        for idx, g in self._indices():
+            idx = idx.numpy()
             # no_grad around the encoding only: a `with` spanning the `yield`
             # would switch gradients off in the caller's training step too
             with torch.no_grad():

@@ -348,6 +348,31 @@ def config_for_cifar_row(q: dict, *, output: str | os.PathLike | None = None, no
     return cfg
 
 
+def config_for_paper_run(entry: dict, *, output_root: str | os.PathLike, k: float = 0.4,
+                         head: str = "factorized", seed: int = 0, device: str = "auto",
+                         notebook: str | None = None, profile: str | None = None) -> tuple[str, TrainConfig]:
+    """``(name, TrainConfig)`` of one entry of a notebook's ``paper_runs``
+    (e.g. :mod:`patchbook.profiles.imagenet_table`): ``name`` and
+    ``dataset`` (a data-layer name such as ``imagefolder:<path>``), the
+    encoder, head and SGD settings, ``padding`` of the random crop (default
+    4) and ``image_size`` (informative: the images are used at their size).
+    ``k`` (fraction of |D|) and ``head`` are the defaults an entry may
+    override. Checkpoints go to ``output_root / <name without spaces or
+    commas>``, so each run resumes its own."""
+    from .experiments import paper_train_config
+
+    cfg = dict(entry)
+    name, dataset = cfg.pop("name"), cfg.pop("dataset")
+    cfg.pop("image_size", None)
+    padding = cfg.pop("padding", 4)
+    cfg.setdefault("k", k)
+    cfg.setdefault("head", head)
+    cfg.setdefault("both_signs", True)
+    folder = Path(output_root) / name.replace(" ", "_").replace(",", "")
+    return name, paper_train_config(cfg, dataset=dataset, output=str(folder), padding=padding, seed=seed,
+                                    device=device, notebook=notebook, profile=profile)
+
+
 def probe(cfg: TrainConfig, resume: bool = True, progress: bool = False):
     """:func:`run` ``cfg`` (resuming its checkpoints) and return what
     :func:`patchbook.classifier.linear_probe` returns, so a notebook treats
