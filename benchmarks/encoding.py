@@ -6,10 +6,10 @@ position, the mask of the ``K = 0.4 |D|`` nearest whitened atoms of ``x`` and
 of ``-x`` (``2 |D|`` channels). Methods, all timed in the same process on the
 same batch, interleaved, ``--repeats`` times (best and median kept):
 
-``ours``      :func:`patchbook.knn.knn_codes`: one matrix product per tile of
+``ours``      :func:`patchbook.patchknn.knn.knn_codes`: one matrix product per tile of
               patch rows, exact selection fused behind it (native kernel).
 ``mask``      the unfused route: the batch's score matrix from one ``addmm``,
-              then :func:`patchbook.knn.knn_mask` for ``x``, the scores of
+              then :func:`patchbook.patchknn.knn.knn_mask` for ``x``, the scores of
               ``-x`` in place, ``knn_mask`` again (``PatchEncoder``'s route before
               it used ``knn_codes``; its soft code still computes scores so).
 ``authors``   (a) the authors' formulation: one ``conv2d`` whose kernels are
@@ -117,9 +117,9 @@ class Problem:
     """Images, whitening and a dictionary of whitened random patches."""
 
     def __init__(self, size, m, Q, k_ratio, batch, data, pool):
-        from patchbook.knn import fold_whitening
-        from patchbook.patches import patch_moments, sample_patches
-        from patchbook.whitening import Whitener
+        from patchbook.patchknn.knn import fold_whitening
+        from patchbook.patchknn.patches import patch_moments, sample_patches
+        from patchbook.patchknn.whitening import Whitener
 
         self.size, self.m, self.Q = size, m, Q
         self.K = int(k_ratio * m)
@@ -152,7 +152,7 @@ def make_methods(pb: Problem, t: dict):
     import torch
     import torch.nn.functional as F
 
-    from patchbook.knn import knn_codes
+    from patchbook.patchknn.knn import knn_codes
 
     K, m, Q = pb.K, pb.m, pb.Q
     N = t["images"].shape[0]
@@ -160,7 +160,7 @@ def make_methods(pb: Problem, t: dict):
     def ours():
         return knn_codes(t["images"], t["kernels"], K, both_signs=True, sqnorms=t["sq"], offset=t["offset"])
 
-    from patchbook.knn import knn_mask
+    from patchbook.patchknn.knn import knn_mask
 
     bias = t["sq"] - 2 * t["offset"]
     kt = t["kflat"].T.contiguous()
@@ -295,7 +295,7 @@ def main(argv=None):
         pass
     import torch
 
-    from patchbook.knn import native_available
+    from patchbook.patchknn.knn import native_available
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     import torch
 
     from patchbook.data import load_dataset
-    from patchbook.patches import patch_moments
+    from patchbook.patchknn.patches import patch_moments
 
     if args.threads:
         torch.set_num_threads(args.threads)

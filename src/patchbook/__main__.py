@@ -6,6 +6,11 @@ import argparse
 import ast
 import sys
 
+from patchbook.pages import execute as notebooks
+from patchbook.pages import profiles
+from patchbook.pages.build import build
+from patchbook.patchknn.resumable import main as train_main
+
 
 def _value(text: str):
     """A command-line value: a Python literal if it parses as one, else the string."""
@@ -16,7 +21,6 @@ def _value(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import notebooks, profiles
 
     parser = argparse.ArgumentParser(prog="patchbook", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -59,11 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                         line += f"  # {doc[k]}"
                     print(line)
         elif args.cmd == "book":
-            from .book import build
 
             return build(args.profile)
         elif args.cmd == "train":
-            from .train import main as train_main
 
             return train_main(args.config)
     except (profiles.ProfileError, notebooks.NotebookNotFound) as exc:

@@ -9,6 +9,7 @@ interrupted run never leaves a half-written entry behind.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -18,22 +19,95 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
-from . import __version__
-from .paths import cache_root
+from patchbook import __version__
+from patchbook.paths import cache_root
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _module_file(module: str) -> Path:
+    """The source file of ``module`` (dotted, relative to ``patchbook``; ``""``
+    is the package itself)."""
+    base = _PACKAGE.joinpath(*module.split(".")) if module else _PACKAGE
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _resolve(module: str, node: ast.ImportFrom | ast.Import) -> list[str]:
+    """The ``patchbook`` modules an import statement of ``module`` names."""
+    if isinstance(node, ast.Import):
+        return [a.name[len("patchbook."):] for a in node.names if a.name.startswith("patchbook.")]
+    if node.level:  # relative: from the package holding ``module``
+        parts = module.split(".")
+        is_pkg = _module_file(module).name == "__init__.py"
+        base = parts if is_pkg else parts[:-1]
+        base = base[: len(base) - (node.level - 1)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    elif node.module == "patchbook" or (node.module or "").startswith("patchbook."):
+        target = node.module[len("patchbook."):] if node.module != "patchbook" else ""
+    else:
+        return []
+    subs = [f"{target}.{a.name}" if target else a.name for a in node.names]
+    found = [s for s in subs if _module_file(s).exists()]  # ``from patchbook.pkg import module``
+    if len(found) < len(subs) and _module_file(target).exists():  # names defined in ``target`` itself
+        found.append(target)
+    return found
+
+
+@lru_cache(maxsize=1)
+def import_graph() -> dict[str, frozenset[str]]:
+    """``{module: the patchbook modules it imports}`` for every module of the
+    package, read from the source (nothing is imported)."""
+    graph = {}
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        rel = path.relative_to(_PACKAGE).with_suffix("")
+        parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
+        module = ".".join(parts)
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                deps.update(_resolve(module, node))
+        deps.discard(module)
+        graph[module] = frozenset(deps)
+    return graph
+
+
+def dependencies(*modules: str) -> list[str]:
+    """``modules`` and every patchbook module they import, transitively (sorted)."""
+    graph = import_graph()
+    todo, seen = list(modules), set()
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        if m not in graph:
+            raise ValueError(f"no module patchbook.{m}; modules are {sorted(graph)}")
+        seen.add(m)
+        todo.extend(graph[m])
+    return sorted(seen)
+
+
+@lru_cache(maxsize=None)
+def source_hash(*modules: str) -> str:
+    """A hash of the source of ``modules`` (dotted names under ``patchbook``,
+    e.g. ``"patchknn.encoding"``) and of every patchbook module they import,
+    transitively: the key of what a cache entry computed by those modules
+    depends on, so an edit elsewhere in the library keeps it valid."""
+    h = hashlib.sha256()
+    for m in dependencies(*modules):
+        h.update(m.encode() + b"\0")
+        h.update(_module_file(m).read_bytes())
+    return h.hexdigest()[:12]
 
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``<version>+<hash of the package's source files>``.
-
-    The hash makes a cache entry (or a cached notebook) stale as soon as the
-    library code changes, not only at a release.
-    """
+    """``<version>+<hash of every source file of the package>``: the library
+    version recorded beside each measured result."""
     h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parent
-    for path in sorted(pkg.rglob("*.py")):
-        h.update(str(path.relative_to(pkg)).encode())
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        h.update(str(path.relative_to(_PACKAGE)).encode())
         h.update(path.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"
 
@@ -91,7 +165,6 @@ def memo_arrays(
 
 def memo_torch(namespace: str, key: dict, compute: Callable[[], Any], include_code: bool = True) -> Any:
     """Like :func:`memo_arrays` for anything ``torch.save`` can store."""
-    import torch
 
     path = cache_path(namespace, key, ".pt", include_code=include_code)
     if path.exists():

@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from tqdm.auto import tqdm
 
-from .cache import memo_arrays
-from .paths import data_root
+from patchbook.cache import memo_arrays
+from patchbook.paths import data_root
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -112,7 +116,6 @@ def decode_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     ``size`` is ``(width, height)`` to resize to (bilinear, antialiased).
     Raises :class:`CorruptImageError` naming the file if it cannot be read.
     """
-    from PIL import Image
 
     try:
         with Image.open(path) as im:
@@ -125,7 +128,6 @@ def decode_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def _decode_many(paths: list[Path], desc: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    from tqdm.auto import tqdm
 
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
@@ -277,7 +279,6 @@ def _try_download(name: str, root: Path, download: bool) -> None:
         return
     if root.exists() and not os.access(root, os.W_OK):
         return
-    import torchvision
 
     cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
     try:
@@ -395,7 +396,6 @@ def list_images(kind: str, collection: str = "", root: str | os.PathLike | None 
 
 
 def _fit(img: np.ndarray, max_side: int | None, aspect: float | None) -> np.ndarray:
-    from PIL import Image
 
     h, w = img.shape[:2]
     if aspect is not None:  # undo a squash to square: keep the height
@@ -445,7 +445,6 @@ def load_conv_weights(name: str, root: str | os.PathLike | None = None) -> dict:
     to torchvision's own pretrained weights (a download). Raises
     :class:`DataNotFoundError` when neither can be had: never random weights.
     """
-    import torch
 
     if name not in _WEIGHTS:
         raise ValueError(f"Unknown weights {name!r}; expected one of {sorted(_WEIGHTS)}")
@@ -454,7 +453,6 @@ def load_conv_weights(name: str, root: str | os.PathLike | None = None) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
         return {k: v.float() for k, v in state.items()}
     try:
-        import torchvision
 
         weights = {"vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
                    "alexnet": torchvision.models.AlexNet_Weights.IMAGENET1K_V1}[name]
@@ -465,12 +463,3 @@ def load_conv_weights(name: str, root: str | os.PathLike | None = None) -> dict:
             f"No {name} weights: expected {path} (a state dict of torchvision.models.{name}().features) "
             f"and torchvision's download failed ({exc}). Set PATCHBOOK_DATA to a data root holding {_WEIGHTS[name]}."
         ) from exc
-
-
-def pretrained_features(name: str, root: str | os.PathLike | None = None):
-    """``torchvision.models.<name>().features`` with ImageNet weights, in eval mode."""
-    import torchvision
-
-    module = getattr(torchvision.models, name)(weights=None).features
-    module.load_state_dict(load_conv_weights(name, root))
-    return module.eval()

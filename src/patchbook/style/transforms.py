@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 __all__ = [
     "channel_stats", "adain_transform", "feature_mean_cov", "whiten", "colour",
@@ -177,8 +179,6 @@ def potts_energy(labels: np.ndarray, cost: np.ndarray, lam: float, shape: tuple[
 def _expansion_move(labels: np.ndarray, cost: np.ndarray, lam: float, edges: np.ndarray,
                     alpha: int, precision: float) -> np.ndarray:
     """Best labelling within one alpha-expansion of ``labels`` (a binary min cut)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
     n = len(labels)
     s, t = n, n + 1

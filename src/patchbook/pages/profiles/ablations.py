@@ -1,0 +1,116 @@
+"""Profiles of notebooks/ablations.md (the ablation study of the patch k-NN code on CIFAR-10).
+
+Every point of a sweep is the base setting below with one parameter changed.
+Sweep values are given in the authors' terms (K at |D| = 2048, sigmoid scale
+in their units, |D| as a multiple of the base dictionary) and mapped to this
+profile's dictionary and units by the notebook.
+
+``laptop`` sizing (measured in CPU seconds on the 2-core build machine while
+it was shared, so an upper bound): encoding 13 ms per image at |D| = 256
+(7 values of K sharing one score matrix: 2.7x one; 7 soft scales: 6x one
+binary code), training the factorized head about 2.5 ms per image and epoch
+(54 CPU-s for the base point: 6 epochs, 3,000 images, evaluation included).
+With 3,000 training and 2,000 test images, 5 epochs and 34 distinct points:
+about 1,750 CPU-s of encoding and 1,550 of training, i.e. about 28 minutes
+on 2 uncontended cores.
+"""
+
+_SWEEPS = {
+    # the authors' values (|D| = 2048), mapped to K / |D| = same fraction
+    "k_published": [10, 50, 100, 500, 800, 1000, 1500],
+    "patch_values": [4, 5, 6, 7, 8, 9],
+    "lam_values": [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0],
+    # |D| as multiples of n_atoms (the authors' 512 ... 4096 are 0.25 ... 2 x 2048)
+    "n_atoms_factors": [0.25, 0.5, 1.0, 2.0],
+    # the authors' sigmoid scales (their units), mapped to ours by the measured ratio
+    "soft_published": [0.001, 1.0, 2.0, 4.0, 10.0, 100.0, 1000.0],
+    "classifiers": ["linear", "bottleneck 64", "bottleneck 128", "bottleneck 256"],
+}
+
+_BASE = {
+    "seed": 0,
+    "n_per_class": 0,            # 0: the whole training set
+    "n_test_per_class": 0,       # 0: the whole test set
+    "n_moment_images": 0,        # 0: the patch covariance of every training image
+    "n_atoms": 2048,
+    "patch": 6,
+    "k_fraction": 0.4,
+    "lam": 1e-3,
+    "both_signs": True,
+    "pool": 5,
+    "pool_stride": 3,
+    "ceil_mode": True,
+    "head": "factorized",
+    "bottleneck": 128,
+    "head_kernel": 6,
+    "batch_size": 128,
+    "epochs": 80,
+    "lr": 3e-3,
+    "milestones": [50, 75],
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "no_whitening_point": True,
+    "n_ratio_patches": 2000,
+    "use_train_run": False,
+    "augment": True,
+    "padding": 4,
+    "device": "auto",
+    **_SWEEPS,
+}
+
+PROFILES = {
+    "smoke": {
+        **_BASE,
+        "n_per_class": 6, "n_test_per_class": 3, "n_moment_images": 60,
+        "n_atoms": 16, "pool": 7, "pool_stride": 4, "ceil_mode": False,
+        "bottleneck": 16, "batch_size": 50, "epochs": 1, "lr": 0.01, "milestones": [],
+        "n_ratio_patches": 200,
+        "k_published": [10, 800], "patch_values": [5, 6], "lam_values": [1e-3, 1.0],
+        "n_atoms_factors": [0.5, 1.0], "soft_published": [1.0, 100.0],
+        "classifiers": ["linear", "bottleneck 16"],
+    },
+    "laptop": {
+        **_BASE,
+        "n_per_class": 300, "n_test_per_class": 200, "n_moment_images": 1000,
+        "n_atoms": 256, "pool": 7, "pool_stride": 4, "ceil_mode": False,
+        "epochs": 5, "lr": 0.01, "milestones": [4],
+    },
+    "paper": {**_BASE, "use_train_run": True},
+}
+
+DOC = {
+    "seed": "seed of the subsets, the dictionary draw and the training",
+    "n_per_class": "training images per class (0: all 5,000)",
+    "n_test_per_class": "test images per class (0: all 1,000)",
+    "n_moment_images": "training images whose patches give the whitening covariance (0: all)",
+    "n_atoms": "base dictionary size |D|",
+    "patch": "base patch side Q",
+    "k_fraction": "base K as a fraction of |D| (authors: 0.4)",
+    "lam": "base whitening regulariser lambda (pixels in [0, 1], the authors' units)",
+    "both_signs": "codes of x and -x concatenated (authors' variant)",
+    "pool": "average-pooling window on the code maps",
+    "pool_stride": "average-pooling stride",
+    "ceil_mode": "average pooling in ceil mode (authors: 5, 3, ceil -> 9 x 9)",
+    "head": "base head: 'factorized' (BatchNorm, 1x1 conv bottleneck, conv, average) or 'linear'",
+    "bottleneck": "base bottleneck channels of the factorized head",
+    "head_kernel": "spatial size of the head's convolution to the classes",
+    "batch_size": "SGD batch size",
+    "epochs": "training epochs",
+    "lr": "initial learning rate (SGD with momentum)",
+    "milestones": "epochs at which the learning rate is multiplied by 0.1",
+    "momentum": "SGD momentum",
+    "weight_decay": "SGD weight decay",
+    "no_whitening_point": "also measure the base setting without whitening (Euclidean neighbours)",
+    "n_ratio_patches": "patches used to measure the authors' score scale against ours (soft-code units)",
+    "use_train_run": "train every point with patchbook.patchknn.resumable.run (codes of augmented images every epoch, "
+                     "resumable; for GPUs) instead of on cached codes",
+    "augment": "with use_train_run: random crops and flips",
+    "padding": "with use_train_run: padding of the random crop",
+    "device": "'auto' (CUDA if available), 'cpu' or 'cuda'",
+    "k_published": "K values of the authors' sweep at |D| = 2048 (measured at the same K / |D|)",
+    "patch_values": "patch sizes Q of the sweep",
+    "lam_values": "whitening regularisers of the sweep",
+    "n_atoms_factors": "dictionary sizes of the sweep, as multiples of n_atoms",
+    "soft_published": "soft-code scales s of the authors' sweep, in their units",
+    "classifiers": "heads of the classifier sweep: 'linear' or 'bottleneck <n>'",
+}

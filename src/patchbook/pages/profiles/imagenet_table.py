@@ -1,0 +1,122 @@
+"""Profiles of notebooks/imagenet-table.md (linear classification at 64 px: the talk's ImageNet table).
+
+``smoke`` and ``laptop`` measure rows on the 100-class Tiny-ImageNet subset
+(``tiny-imagenet-100``: 200 training and 50 validation images per class,
+64 x 64): SimplePatch, the same without whitening, random AlexNet features,
+scattering coefficients and (a reference, not a baseline) ImageNet-trained
+AlexNet features, each with the same head.
+
+``laptop`` sizing (CPU seconds measured on the shared 2-core build machine,
+an upper bound): patch codes at 64 px 37 ms per image (|D| = 256), scattering
+(J = 3, L = 4, order 2) 120 ms per image, AlexNet features < 20 ms, the head
+2.5 ms per image and epoch. With 4,000 training and 2,000 validation images:
+about 450 + 710 + 100 CPU-s of features and 5 x 90 of training, i.e. about
+14 minutes on 2 uncontended cores.
+
+``paper`` trains the authors' ImageNet runs with :func:`patchbook.patchknn.resumable.run`
+(codes of augmented images every epoch, resumable) on a real ImageNet given as
+``imagefolder:<path>`` (``<path>/train/<class>/*`` and ``<path>/test/<class>/*``
+of images already at the run's resolution, e.g. downsampled ImageNet 64 x 64;
+``train.run`` reads the ``test`` split of an image folder, so link the
+ILSVRC-2012 validation folder as ``test``).
+"""
+
+_RUN64 = {"name": "SimplePatch 64 px", "dataset": "imagefolder:imagenet64", "image_size": 64,
+          "n_atoms": 2048, "patch": 6, "k": 0.4, "lam": 1e-3, "whitening": "zca", "pool": 5, "pool_stride": 3,
+          "ceil_mode": True, "bottleneck": 192, "head_kernel": 12, "batch_size": 256, "epochs": 80, "lr": 3e-3,
+          "milestones": [50, 75], "padding": 8}
+
+_BASE = {
+    "seed": 0,
+    "dataset": "tiny-imagenet-100",
+    "n_per_class": 0,
+    "n_val_per_class": 0,
+    "n_moment_images": 0,
+    "n_atoms": 2048,
+    "patch": 6,
+    "k_fraction": 0.4,
+    "lam": 1e-3,
+    "pool": 5,
+    "pool_stride": 3,
+    "ceil_mode": True,
+    "head": "factorized",
+    "bottleneck": 192,
+    "head_kernel": 12,
+    "batch_size": 256,
+    "epochs": 80,
+    "lr": 3e-3,
+    "milestones": [50, 75],
+    "momentum": 0.9,
+    "conv_layer": "conv2",
+    "conv_out_size": 6,
+    "pretrained_reference": True,
+    "scattering_J": 3,
+    "scattering_L": 4,
+    "scattering_order": 2,
+    "scattering_out_size": 4,
+    "paper_runs": [],
+    "paper_output": "runs/imagenet-table",
+    "device": "auto",
+}
+
+PROFILES = {
+    "smoke": {
+        **_BASE,
+        "n_per_class": 2, "n_val_per_class": 1, "n_moment_images": 50,
+        "n_atoms": 16, "pool": 14, "pool_stride": 9, "ceil_mode": False,
+        "bottleneck": 16, "head_kernel": 6, "batch_size": 50, "epochs": 1, "lr": 0.01, "milestones": [],
+        "scattering_J": 2, "scattering_L": 2, "scattering_order": 1,
+    },
+    "laptop": {
+        **_BASE,
+        "n_per_class": 40, "n_val_per_class": 20, "n_moment_images": 1000,
+        "n_atoms": 256, "pool": 14, "pool_stride": 9, "ceil_mode": False,
+        "bottleneck": 128, "head_kernel": 6, "batch_size": 128, "epochs": 8, "lr": 0.01, "milestones": [5, 7],
+    },
+    "paper": {
+        **_BASE,
+        "dataset": "imagefolder:imagenet64",
+        "paper_runs": [
+            _RUN64,
+            {**_RUN64, "name": "SimplePatch 64 px, no whitening", "whitening": "none"},
+            {**_RUN64, "name": "SimplePatch 128 px", "dataset": "imagefolder:imagenet128", "image_size": 128,
+             "patch": 12, "lam": 1e-4, "pool": 10, "pool_stride": 6, "epochs": 105, "padding": 16,
+             # bottleneck and schedule of the authors' 105-epoch log (louity/patches,
+             # logs/Inet128_2kpatches12x12_convclass12_2.log: lr 3e-3, x0.1 at 70 and 90)
+             "bottleneck": 256, "milestones": [70, 90]},
+        ],
+    },
+}
+
+DOC = {
+    "seed": "seed of the subsets, the dictionary draw, the random network and the training",
+    "dataset": "measured data: 'tiny-imagenet-100' or 'imagefolder:<path>' (train/ and test/ class folders)",
+    "n_per_class": "training images per class (0: all; Tiny-ImageNet-100 has 200)",
+    "n_val_per_class": "validation images per class (0: all; Tiny-ImageNet-100 has 50)",
+    "n_moment_images": "training images whose patches give the whitening covariance (0: all)",
+    "n_atoms": "dictionary size |D|",
+    "patch": "patch side Q",
+    "k_fraction": "K as a fraction of |D|",
+    "lam": "whitening regulariser lambda (pixels in [0, 1])",
+    "pool": "average-pooling window on the 59 x 59 code maps",
+    "pool_stride": "average-pooling stride",
+    "ceil_mode": "average pooling in ceil mode",
+    "head": "'factorized' (BatchNorm, 1x1 conv bottleneck, conv, average) or 'linear', for every row",
+    "bottleneck": "bottleneck channels of the factorized head (authors at 64 px: 192)",
+    "head_kernel": "spatial size of the head's convolution (authors at 64 px: 12 on 19 x 19 maps)",
+    "batch_size": "SGD batch size",
+    "epochs": "training epochs",
+    "lr": "initial learning rate (SGD with momentum)",
+    "milestones": "epochs at which the learning rate is multiplied by 0.1",
+    "momentum": "SGD momentum",
+    "conv_layer": "AlexNet layer whose ReLU output is the random-network feature ('conv1' ... 'conv5')",
+    "conv_out_size": "adaptive average pooling of the AlexNet features to this grid",
+    "pretrained_reference": "also measure ImageNet-trained AlexNet features (a reference, not a baseline)",
+    "scattering_J": "scattering scales J",
+    "scattering_L": "scattering orientations L",
+    "scattering_order": "scattering order (1 or 2)",
+    "scattering_out_size": "adaptive average pooling of the scattering coefficients to this grid",
+    "paper_runs": "paper profile: patchbook.patchknn.resumable.run configurations (the authors' ImageNet settings)",
+    "paper_output": "paper profile: folder of the resumable runs",
+    "device": "'auto' (CUDA if available), 'cpu' or 'cuda'",
+}

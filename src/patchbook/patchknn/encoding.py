@@ -1,0 +1,530 @@
+"""Patch k-NN codes: the representation of Thiry et al. (2021).
+
+A dictionary ``D`` of ``|D|`` patches (atoms) is drawn at random from the
+training images. Every patch ``x`` of an image gets a binary code
+``phi(x) in {0, 1}^|D|`` with ones at its ``K`` nearest atoms under the
+whitened distance ``||W(x - d)||`` (:mod:`patchbook.patchknn.whitening`); the codes of
+all positions form a ``|D|``-channel map that is average-pooled.
+
+Distances in the whitened space, with ``w = W(x - mu)`` and ``a_j = W(d_j - mu)``,
+are ``||w - a_j||^2 = ||w||^2 + s_ij`` with the score
+``s_ij = ||a_j||^2 - 2 <w, a_j>``; the row constant ``||w||^2`` does not change
+the ranking, so the K nearest atoms are the K smallest scores, selected by
+:func:`patchbook.patchknn.knn.knn_mask` (ties towards the lower atom index). The inner
+products come from one matrix product of the raw patches with the kernels
+``k_j = W^T W (d_j - mu)`` (the whitening folded into the kernels):
+``<w, a_j> = <x, k_j> - <mu, k_j>``.
+
+Variants:
+
+- ``both_signs=True`` (the authors'): the codes of ``w`` and of ``-w``
+  concatenated (``2|D|`` channels); the scores of ``-w`` are
+  ``||a_j||^2 + 2 <w, a_j>``, the same product with the other sign.
+- ``soft=s`` ("without VQ"): ``sigmoid((tau_i - d_ij) / s)`` instead of the
+  0/1 code, with ``d_ij = ||w_i - a_j||^2`` and ``tau_i`` the midpoint between
+  the ``K``-th and ``(K+1)``-th smallest ``d_ij`` of the row, so the soft code
+  tends to the hard one as ``s -> 0`` (and gives 1/2 to atoms tied across the
+  threshold). ``s`` is in units of squared whitened distance.
+
+Mirror-closed dictionary (``mirror=True``, an option of this library, not
+the authors'): half the atoms are drawn, the other half are their
+left-right mirror images, and the patch moments are symmetrised (those of the
+training set together with its mirror images). The whitened distance is then
+mirror-invariant, so the code of a mirrored image is the mirrored code map
+with the atom channels swapped pairwise (up to float rounding at exact
+ties), and with mirror-symmetric pooling windows a flip of an image is a
+flip and a channel permutation (:meth:`PatchEncoder.flip_permutation`) of
+its cached pooled code: random flips for free when training on cached codes.
+
+Pooling: average pooling of size ``pool``, stride ``pool_stride`` (``ceil_mode``
+as in PyTorch, border windows averaging over the pixels they cover), then
+optionally adaptive average pooling to ``out_size``. With 32 x 32 images,
+``patch=6``, ``pool=5``, ``pool_stride=3`` and ``ceil_mode`` the 27 x 27 code
+maps pool to 9 x 9.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from patchbook.patchknn import knn
+from patchbook.patchknn.patches import (
+    PatchIndex,
+    PatchMoments,
+    extract_patches,
+    image_shape,
+    n_positions,
+    patch_moments,
+    sample_patches,
+    to_tensor,
+)
+from patchbook.patchknn.whitening import Whitener
+
+
+def resolve_k(k: int | float, n_atoms: int) -> int:
+    """Number of neighbours: an ``int`` is a count, a ``float`` a fraction of
+    ``n_atoms`` (rounded; ``0.4`` is the authors' choice)."""
+    if isinstance(k, bool):
+        raise TypeError("k must be an int (count) or a float (fraction of n_atoms)")
+    if isinstance(k, (int, np.integer)):
+        kk = int(k)
+    else:
+        if not 0.0 <= float(k) <= 1.0:
+            raise ValueError(f"a fractional k must be in [0, 1], got {k}")
+        kk = int(round(float(k) * n_atoms))
+    if not 0 <= kk <= n_atoms:
+        raise ValueError(f"k = {kk} is not in [0, n_atoms = {n_atoms}]")
+    return kk
+
+
+def pooled_size(size: int, pool: int, stride: int, ceil_mode: bool) -> int:
+    """Output size of ``avg_pool2d`` (no padding) along one side."""
+    if pool > size:
+        raise ValueError(f"pooling window {pool} exceeds the code map size {size}")
+    if ceil_mode:
+        out = math.ceil((size - pool) / stride) + 1
+        if (out - 1) * stride >= size:  # PyTorch drops a window starting outside
+            out -= 1
+        return out
+    return (size - pool) // stride + 1
+
+
+def pool_windows(size: int, pool: int, stride: int, ceil_mode: bool) -> list[tuple[int, int]]:
+    """``[start, stop)`` of every pooling window along one side, as
+    ``avg_pool2d`` (no padding) places them; ``ceil_mode`` windows are clipped
+    at the border."""
+    n = pooled_size(size, pool, stride, ceil_mode)
+    return [(i * stride, min(i * stride + pool, size)) for i in range(n)]
+
+
+def window_sums(x: torch.Tensor, pool: int, stride: int, ceil_mode: bool) -> torch.Tensor:
+    """Sums of ``x`` (``B x h x w x c``, channels last) over the pooling windows:
+    ``B x h' x w' x c`` in ``x``'s dtype (separable: rows, then columns).
+
+    On ``uint8`` 0/1 codes this is exact integer counting with 1-byte
+    memory traffic, several times faster than ``avg_pool2d`` on a float copy.
+    """
+    B, h, w, c = x.shape
+    rows, cols = pool_windows(h, pool, stride, ceil_mode), pool_windows(w, pool, stride, ceil_mode)
+    t = torch.empty(B, len(rows), w, c, dtype=x.dtype, device=x.device)
+    for i, (a, b) in enumerate(rows):
+        acc = t[:, i]
+        acc.copy_(x[:, a])
+        for r in range(a + 1, b):
+            acc.add_(x[:, r])
+    o = torch.empty(B, len(rows), len(cols), c, dtype=x.dtype, device=x.device)
+    for j, (a, b) in enumerate(cols):
+        acc = o[:, :, j]
+        acc.copy_(t[:, :, a])
+        for r in range(a + 1, b):
+            acc.add_(t[:, :, r])
+    return o
+
+
+def window_areas(h: int, w: int, pool: int, stride: int, ceil_mode: bool) -> torch.Tensor:
+    """Pixels in each pooling window (``h' x w'``): the divisor of ``avg_pool2d``."""
+    r = torch.tensor([b - a for a, b in pool_windows(h, pool, stride, ceil_mode)], dtype=torch.float32)
+    c = torch.tensor([b - a for a, b in pool_windows(w, pool, stride, ceil_mode)], dtype=torch.float32)
+    return r[:, None] * c[None, :]
+
+
+def mirror_index(channels: int, patch: int) -> torch.Tensor:
+    """Permutation of a flattened ``(channel, row, column)`` patch that mirrors
+    it left-right: ``v[mirror_index(...)]`` is the mirrored patch."""
+    idx = torch.arange(channels * patch * patch).reshape(channels, patch, patch)
+    return idx.flip(-1).reshape(-1)
+
+
+def symmetrize_moments(moments: PatchMoments, channels: int, patch: int) -> PatchMoments:
+    """Moments of a set of patches together with their mirror images."""
+    f = mirror_index(channels, patch)
+    mean = (moments.mean + moments.mean[f]) / 2
+    # E[x x^T] of the union, minus the new mean's outer product
+    second = moments.cov + torch.outer(moments.mean, moments.mean)
+    second = (second + second[f][:, f]) / 2
+    return PatchMoments(mean, second - torch.outer(mean, mean), 2 * moments.count)
+
+
+class PatchEncoder:
+    """Patch k-NN encoder with a scikit-learn-style interface.
+
+    Parameters
+    ----------
+    n_atoms
+        Dictionary size ``|D|``.
+    patch
+        Patch side ``Q``.
+    k
+        Nearest atoms per patch: an ``int`` count or a ``float`` fraction of
+        ``n_atoms`` (default 0.4).
+    lam
+        Whitening regulariser ``lambda`` (units of the patch covariance;
+        pixels are in [0, 1]).
+    whitening
+        ``"zca"``, ``"pca"`` (same distances) or ``"none"`` (Euclidean
+        distance between centred patches).
+    both_signs
+        Concatenate the codes of ``x`` and ``-x`` (the authors' variant).
+    soft
+        ``None`` for the binary code, else the sigmoid scale ``s`` of the
+        soft code (see the module docstring).
+    pool, pool_stride, ceil_mode
+        Average pooling of the code maps.
+    out_size
+        If given, adaptive average pooling of the pooled maps to
+        ``out_size x out_size``.
+    stride
+        Stride of the patch positions (1: every position).
+    mirror
+        Mirror-closed dictionary and symmetrised whitening (see the module
+        docstring); ``n_atoms`` must be even.
+    seed
+        Seed of the dictionary draw.
+    device
+        Where the encoding runs (``"cpu"``, ``"cuda"``).
+    memory_mb
+        Bound on the working memory of one batch (scores, masks), which sets
+        the number of images encoded at once.
+    progress
+        Show a progress bar in :meth:`transform`.
+
+    Attributes (after ``fit``)
+    --------------------------
+    whitener_ : :class:`~patchbook.patchknn.whitening.Whitener`;
+    atoms_ : ``|D| x d`` raw atoms; atom_index_ : where they were drawn;
+    whitened_atoms_ : ``W (atoms_ - mean)``; kernels_ : ``|D| x d`` float32
+    ``W^T W (d_j - mu)``; sqnorms_ : ``||a_j||^2``; k_ : the resolved ``K``.
+    """
+
+    def __init__(self, n_atoms: int = 2048, patch: int = 6, k: int | float = 0.4, lam: float = 1e-3,
+                 whitening: str = "zca", both_signs: bool = True, soft: float | None = None,
+                 pool: int = 5, pool_stride: int = 3, ceil_mode: bool = True, out_size: int | None = None,
+                 stride: int = 1, mirror: bool = False, seed: int = 0, device: str | torch.device = "cpu",
+                 memory_mb: int = 512, progress: bool = False):
+        self.n_atoms = n_atoms
+        self.patch = patch
+        self.k = k
+        self.lam = lam
+        self.whitening = whitening
+        self.both_signs = both_signs
+        self.soft = soft
+        self.pool = pool
+        self.pool_stride = pool_stride
+        self.ceil_mode = ceil_mode
+        self.out_size = out_size
+        self.stride = stride
+        self.mirror = mirror
+        self.seed = seed
+        self.device = device
+        self.memory_mb = memory_mb
+        self.progress = progress
+
+    # scikit-learn style introspection
+    _PARAMS = ("n_atoms", "patch", "k", "lam", "whitening", "both_signs", "soft", "pool", "pool_stride",
+               "ceil_mode", "out_size", "stride", "mirror", "seed", "device", "memory_mb", "progress")
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {p: getattr(self, p) for p in self._PARAMS}
+
+    def set_params(self, **params) -> "PatchEncoder":
+        for key, value in params.items():
+            if key not in self._PARAMS:
+                raise ValueError(f"unknown parameter {key!r}; parameters are {self._PARAMS}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS[:14])
+        return f"PatchEncoder({args})"
+
+    def code_params(self) -> dict:
+        """The parameters the codes depend on (for cache keys)."""
+        return {p: getattr(self, p) for p in self._PARAMS if p not in ("device", "memory_mb", "progress")}
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, images, y=None, moments: PatchMoments | None = None) -> "PatchEncoder":
+        """Estimate the patch moments of ``images`` (every patch, streamed),
+        fit the whitening and draw the dictionary from ``images``.
+
+        ``moments`` (from :func:`patchbook.patchknn.patches.patch_moments` on the same
+        images at the same patch size and stride) skips the moment pass.
+        """
+        C, H, W = image_shape(images)
+        self.k_ = resolve_k(self.k, self.n_atoms)
+        if self.soft is not None and not self.soft > 0:
+            raise ValueError(f"soft must be None or > 0, got {self.soft}")
+        if moments is None:
+            moments = patch_moments(images, self.patch, self.stride, device=self.device, progress=self.progress)
+        if moments.mean.numel() != C * self.patch ** 2:
+            raise ValueError(f"moments of dimension {moments.mean.numel()} do not match {C} x {self.patch}^2 patches")
+        if self.mirror:
+            if self.n_atoms % 2:
+                raise ValueError(f"a mirror-closed dictionary needs an even n_atoms, got {self.n_atoms}")
+            moments = symmetrize_moments(moments, C, self.patch)
+        self.moments_ = moments
+        self.whitener_ = Whitener(self.lam, self.whitening).fit_moments(moments)
+        n_draw = self.n_atoms // 2 if self.mirror else self.n_atoms
+        atoms, index = sample_patches(images, self.patch, n_draw, seed=self.seed, stride=self.stride,
+                                      return_index=True)
+        if self.mirror:
+            atoms = torch.cat([atoms, atoms[:, mirror_index(C, self.patch)]])
+        self.set_atoms(atoms, index)
+        self.n_channels_, self.image_size_ = C, (H, W)
+        return self
+
+    def flip_permutation(self, height: int = 32, width: int = 32) -> torch.Tensor:
+        """Channel permutation ``perm`` with ``codes(flip(image)) ==
+        flip(codes(image))[perm]`` (pooled codes, last axis flipped), for a
+        mirror-closed dictionary and mirror-symmetric pooling windows."""
+        self._check()
+        if not self.mirror:
+            raise ValueError("flip_permutation needs mirror=True")
+        h, w = self.code_size(height, width)
+        if self.out_size is None:
+            win = pool_windows(w, self.pool, self.pool_stride, self.ceil_mode)
+            if sorted((w - b, w - a) for a, b in win) != win:
+                raise ValueError(f"pooling windows {win} are not mirror-symmetric")
+        half = self.n_atoms // 2
+        one = torch.cat([torch.arange(half, 2 * half), torch.arange(half)])
+        return torch.cat([one + i * self.n_atoms for i in range(2 if self.both_signs else 1)])
+
+    def set_atoms(self, atoms: torch.Tensor, index: PatchIndex | None = None) -> "PatchEncoder":
+        """Use ``atoms`` (``|D| x d``, raw patches) as the dictionary (after
+        the whitener is fitted) and build the kernels."""
+        wh = self.whitener_
+        atoms = atoms.double().cpu()
+        a = wh.transform(atoms)                       # whitened atoms, |D| x d
+        kernels = a @ wh.W_                           # rows W^T a_j = W^T W (d_j - mu)
+        self.atoms_, self.atom_index_ = atoms.float(), index
+        self.whitened_atoms_ = a.float()
+        self.n_atoms = len(atoms)
+        self.k_ = resolve_k(self.k, self.n_atoms)
+        self.sqnorms_ = (a * a).sum(1).float()
+        self.kernels_ = kernels.float()
+        self._offset = (kernels @ wh.mean_).float()  # <mu, k_j>
+        self._cache_device = self._fused_key = None
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "kernels_"):
+            raise RuntimeError("PatchEncoder is not fitted; call fit first")
+
+    def _on(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Kernels (transposed), bias of the ``+x`` scores and squared norms on ``device``."""
+        if self._cache_device != str(device):
+            kt = self.kernels_.to(device).T.contiguous()
+            bias = (self.sqnorms_ + 2 * self._offset).to(device)
+            self._cached = (kt, bias, self.sqnorms_.to(device))
+            self._cache_device = str(device)
+        return self._cached
+
+    # ----------------------------------------------------------- encoding
+    @property
+    def n_codes(self) -> int:
+        """Channels of a code map: ``|D|``, doubled with ``both_signs``."""
+        return self.n_atoms * (2 if self.both_signs else 1)
+
+    def code_size(self, height: int, width: int) -> tuple[int, int]:
+        """Positions of the (unpooled) code map."""
+        return n_positions(height, self.patch, self.stride), n_positions(width, self.patch, self.stride)
+
+    def out_shape(self, height: int = 32, width: int = 32) -> tuple[int, int, int]:
+        """``(channels, h, w)`` of :meth:`transform`'s output for images of that size."""
+        if self.out_size:
+            return self.n_codes, self.out_size, self.out_size
+        h, w = self.code_size(height, width)
+        return (self.n_codes, pooled_size(h, self.pool, self.pool_stride, self.ceil_mode),
+                pooled_size(w, self.pool, self.pool_stride, self.ceil_mode))
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``s = ||a_j||^2 - 2 <W(x_i - mu), a_j>`` of every patch of the
+        float images ``x`` (``B x C x H x W``): ``(B * L) x |D|``, rows in
+        (image, row-major position) order."""
+        self._check()
+        kt, bias, _ = self._on(x.device)
+        P = extract_patches(x, self.patch, self.stride)
+        return torch.addmm(bias, P.reshape(-1, P.shape[-1]), kt, alpha=-2.0)
+
+    def _code(self, s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Code of a score matrix: the K-NN mask, or its soft version (written
+        into ``out`` if given)."""
+        mask = knn.knn_mask(s, self.k_)
+        if self.soft is None:
+            return mask if out is None else out.copy_(mask)
+        kth = s.masked_fill(~mask, -math.inf).amax(1, keepdim=True)   # K-th smallest score
+        nxt = s.masked_fill(mask, math.inf).amin(1, keepdim=True)     # (K+1)-th smallest
+        tau = (kth + nxt) / 2
+        return torch.sigmoid((tau - s) / self.soft, out=out)
+
+    def codes(self, x: torch.Tensor, tile_rows: int | None = None) -> list[torch.Tensor]:
+        """Unpooled codes of float images ``x`` (``B x C x H x W``), as a list of
+        one or two (``both_signs``) ``(B * L) x |D|`` tensors (bool for the hard code).
+
+        The hard code is :func:`patchbook.patchknn.knn.knn_codes` on the raw patches
+        with the whitening folded into the kernels (distances and selection
+        fused tile by tile; the two tensors are views of one ``(B L) x 2|D|``
+        mask). The soft code computes the scores ``tile_rows`` rows at a time
+        (default: about 2 MiB of scores on the CPU, the whole batch on a GPU).
+        """
+        self._check()
+        if self.soft is None:
+            full = self._hard_codes(x, tile_rows)
+            m = self.n_atoms
+            return [full[:, :m], full[:, m:]] if self.both_signs else [full]
+        kt, bias, sq = self._on(x.device)
+        B = x.shape[0]
+        L = math.prod(self.code_size(*x.shape[-2:]))
+        n, m = B * L, self.n_atoms
+        cpu = x.device.type == "cpu"
+        if tile_rows is None:
+            tile_rows = max(128, (1 << 19) // max(m, 1)) if cpu else n
+        per = max(1, (4 * tile_rows) // L) if cpu else B       # images unfolded at once
+        out = [torch.empty(n, m, dtype=torch.float32, device=x.device) for _ in range(2 if self.both_signs else 1)]
+        buf = torch.empty(min(tile_rows, n), m, dtype=torch.float32, device=x.device)
+        two_sq = 2 * sq
+        for i0 in range(0, B, per):
+            P = extract_patches(x[i0:i0 + per], self.patch, self.stride)   # b x L x d
+            P = P.reshape(-1, P.shape[-1])                                  # (b L) x d
+            for r0 in range(0, P.shape[0], tile_rows):
+                Pt = P[r0:r0 + tile_rows]
+                rows = slice(i0 * L + r0, i0 * L + r0 + len(Pt))
+                s = torch.addmm(bias, Pt, kt, alpha=-2.0, out=buf[: len(Pt)])
+                self._code(s, out[0][rows])
+                if self.both_signs:
+                    s.neg_().add_(two_sq)        # ||a||^2 + 2 <w, a>: the scores of -w
+                    self._code(s, out[1][rows])
+        return out
+
+    def _hard_codes(self, x: torch.Tensor, tile_rows: int | None = None) -> torch.Tensor:
+        """The binary code of every patch of ``x``: ``(B L) x n_codes`` bool,
+        ``[code(x) | code(-x)]`` with ``both_signs``."""
+        kernels, offset, sq = self._fused_on(x.device)
+        C = x.shape[1]
+        out = knn.knn_codes(x, kernels.view(-1, C, self.patch, self.patch), self.k_, self.both_signs,
+                            sqnorms=sq, offset=offset, stride=self.stride, tile_rows=tile_rows)
+        return out.view(-1, out.shape[-1])
+
+    def _fused_on(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Kernels ``W^T a_j``, offsets ``-<mu, W^T a_j>`` and ``||a_j||^2`` on
+        ``device``: :func:`patchbook.patchknn.knn.knn_codes`'s scores ``||a||^2 - 2
+        (<p, k_j> - <mu, k_j>)`` are then the whitened squared distances up to
+        the patch's own norm."""
+        key = ("fused", str(device))
+        if getattr(self, "_fused_key", None) != key:
+            self._fused = (self.kernels_.to(device).contiguous(), (-self._offset).to(device),
+                           self.sqnorms_.to(device))
+            self._fused_key = key
+        return self._fused
+
+    def code_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Unpooled code maps ``B x n_codes x h x w`` (float) of float images ``x``."""
+        B = x.shape[0]
+        h, w = self.code_size(*x.shape[-2:])
+        return torch.cat([c.view(B, h, w, -1).permute(0, 3, 1, 2).float() for c in self.codes(x)], 1)
+
+    def encode_batch(self, x: torch.Tensor, counts: bool = False) -> torch.Tensor:
+        """Pooled codes ``B x n_codes x h' x w'`` of float images ``x`` (``B x C x H x W``,
+        on the encoder's device). ``counts``: window sums instead of means
+        (exact integers, ``uint8`` for the binary code; ``int16`` if a
+        window can count past 255)."""
+        B = x.shape[0]
+        h, w = self.code_size(*x.shape[-2:])
+        hard = self.soft is None
+        wide = self.pool * self.pool > 255
+        if hard:  # one mask for x and -x, pooled a few images at a time while it is in cache
+            per = B if x.device.type != "cpu" else max(1, (8 << 20) // (h * w * self.n_codes))
+            mask = torch.empty(min(per, B) * h * w, self.n_codes, dtype=torch.bool, device=x.device)
+            out = None
+            for i0 in range(0, B, per):
+                xi = x[i0:i0 + per]
+                c = mask[: len(xi) * h * w]
+                kernels, offset, sq = self._fused_on(x.device)
+                knn.knn_codes(xi, kernels.view(-1, x.shape[1], self.patch, self.patch), self.k_,
+                              self.both_signs, sqnorms=sq, offset=offset, stride=self.stride,
+                              out=c.view(len(xi), h * w, -1))
+                c = c.view(torch.uint8) if not wide else c.to(torch.int16)   # bool -> uint8: a free view
+                o = window_sums(c.view(len(xi), h, w, -1), self.pool, self.pool_stride, self.ceil_mode)
+                if out is None:
+                    out = torch.empty(B, *o.shape[1:], dtype=o.dtype, device=x.device)
+                out[i0:i0 + len(xi)] = o
+        else:
+            out = torch.cat([window_sums(c.view(B, h, w, -1), self.pool, self.pool_stride, self.ceil_mode)
+                             for c in self.codes(x)], -1)
+        out = out.permute(0, 3, 1, 2)                               # B x n_codes x h' x w'
+        if counts:
+            if self.out_size:
+                raise ValueError("counts need out_size=None")
+            return out.contiguous()
+        area = window_areas(h, w, self.pool, self.pool_stride, self.ceil_mode).to(x.device)
+        out = out.to(torch.float32) / area
+        if self.out_size:
+            out = F.adaptive_avg_pool2d(out, self.out_size)
+        return out.contiguous()
+
+    def batch_size_for(self, height: int, width: int) -> int:
+        """Images per batch within ``memory_mb`` (the unpooled codes, and on a GPU the scores)."""
+        h, w = self.code_size(height, width)
+        per_image = h * w * self.n_codes * (1 if self.soft is None else 8)
+        if self.device != "cpu" and str(self.device) != "cpu":  # whole-batch scores on a GPU
+            per_image += h * w * self.n_atoms * 4 * (1 + (self.soft is not None) * 3)
+        return max(1, int(self.memory_mb * 2 ** 20 // per_image))
+
+    def transform(self, images, dtype: torch.dtype = torch.float32, batch_size: int | None = None) -> torch.Tensor:
+        """Pooled codes of ``images`` (``uint8`` ``N x H x W x C`` or float
+        ``N x C x H x W``) as a CPU tensor ``N x n_codes x h' x w'``.
+
+        ``dtype=torch.uint8`` stores window *counts* (the binary code
+        summed over each pooling window; exact integers, 4x smaller than
+        float32); it needs the binary code and no ``out_size``.
+        """
+
+        self._check()
+        counts = dtype == torch.uint8
+        if counts and (self.soft is not None or self.out_size):
+            raise ValueError("uint8 counts need the binary code (soft=None) and out_size=None")
+        if counts and self.pool * self.pool > 255:
+            raise ValueError(f"a {self.pool} x {self.pool} window can count past 255: use int16")
+        C, H, W = image_shape(images)
+        bs = batch_size or self.batch_size_for(H, W)
+        out = torch.empty((len(images), *self.out_shape(H, W)), dtype=dtype)
+        with torch.no_grad():
+            for start in tqdm(range(0, len(images), bs), disable=not self.progress, desc="encoding",
+                              leave=False, mininterval=2.0):
+                x = to_tensor(images[start:start + bs], self.device)
+                out[start:start + bs] = self.encode_batch(x, counts=counts).to("cpu", dtype)
+        return out
+
+    def fit_transform(self, images, y=None, **kw) -> torch.Tensor:
+        return self.fit(images).transform(images, **kw)
+
+    # ------------------------------------------------------------ helpers
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted state as arrays (moments and atoms), for caching."""
+        self._check()
+        return {**{f"moments_{k}": v for k, v in self.moments_.to_arrays().items()},
+                "atoms": self.atoms_.numpy()}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> "PatchEncoder":
+        """Inverse of :meth:`state` (the atoms are used as they are)."""
+        moments = PatchMoments.from_arrays({k[8:]: v for k, v in arrays.items() if k.startswith("moments_")})
+        self.moments_ = moments
+        self.whitener_ = Whitener(self.lam, self.whitening).fit_moments(moments)
+        return self.set_atoms(torch.from_numpy(np.asarray(arrays["atoms"])))
+
+
+def knn_code_reference(x: torch.Tensor, atoms: torch.Tensor, whitener: Whitener, k: int) -> torch.Tensor:
+    """Brute-force code of patches ``x`` (``n x d``): whiten both, compute all
+    squared distances, stable-sort each row, ones at the first ``k``
+    (ties to the lower atom index). For tests."""
+    wx = whitener.transform(x.double())
+    wa = whitener.transform(atoms.double())
+    d2 = ((wx[:, None, :] - wa[None, :, :]) ** 2).sum(-1)
+    order = torch.sort(d2, dim=1, stable=True).indices[:, :k]
+    out = torch.zeros(d2.shape, dtype=torch.bool)
+    out.scatter_(1, order, True)
+    return out

@@ -1,0 +1,135 @@
+"""Classifier heads, schedule, metrics, data sources and the training loop."""
+
+import numpy as np
+import pytest
+import torch
+
+from patchbook.patchknn import classifier as clf
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
+
+
+def test_factorized_head_is_a_linear_map_in_eval_mode():
+    torch.manual_seed(0)
+    head = clf.FactorizedLinear(8, n_classes=3, bottleneck=4, kernel=3)
+    x = torch.randn(20, 8, 5, 5)
+    head.train()
+    head(x)  # update the BatchNorm statistics
+    head.eval()
+    a, b = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)
+    f0 = head(torch.zeros(1, 8, 5, 5))
+    torch.testing.assert_close(head(2 * a - b) - f0, 2 * (head(a) - f0) - (head(b) - f0), rtol=1e-4, atol=1e-5)
+    assert head(x).shape == (20, 3)
+
+
+def test_make_head_shapes():
+    assert clf.make_head("factorized", (16, 9, 9))(torch.zeros(2, 16, 9, 9)).shape == (2, 10)
+    assert clf.make_head("factorized", (16, 4, 4), kernel=6)(torch.zeros(2, 16, 4, 4)).shape == (2, 10)
+    assert clf.make_head("linear", (16, 6, 6))(torch.zeros(2, 16, 6, 6)).shape == (2, 10)
+    with pytest.raises(ValueError):
+        clf.make_head("mlp", (16, 6, 6))
+
+
+def test_schedule_steps():
+    s = clf.Schedule(epochs=80, lr=3e-3, milestones=(50, 75))
+    assert [s.lr_at(e) for e in (0, 49, 50, 74, 75, 79)] == pytest.approx([3e-3, 3e-3, 3e-4, 3e-4, 3e-5, 3e-5])
+
+
+def test_topk_correct():
+    logits = torch.tensor([[0.0, 1.0, 2.0], [3.0, 2.0, 1.0], [0.0, 5.0, 1.0]])
+    labels = torch.tensor([2, 1, 0])
+    assert clf.topk_correct(logits, labels, (1, 2, 5)) == [1, 2, 3]
+
+
+def test_array_batches_cover_each_sample_once_per_epoch():
+    X = np.arange(23 * 2, dtype=np.uint8).reshape(23, 2)
+    data = clf.ArrayBatches(X, np.arange(23), batch_size=5, shuffle=True, scale=0.5, seed=1)
+    assert len(data) == 5
+    seen = []
+    for x, y in data:
+        assert x.dtype == torch.float32
+        torch.testing.assert_close(x[:, 0], 2.0 * y.float() * 0.5)
+        seen += y.tolist()
+    assert sorted(seen) == list(range(23))
+    first = seen
+    data.set_epoch(1)
+    assert [int(v) for _, y in data for v in y] != first
+    data.set_epoch(0)
+    assert [int(v) for _, y in data for v in y] == first  # reproducible per epoch
+
+
+@pytest.mark.parametrize("kind", ["factorized", "linear"])
+def test_training_solves_a_separable_problem(kind):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    n, C = 600, 6
+    y = torch.randint(0, 3, (n,), generator=g)
+    centers = torch.randn(3, C, 1, 1, generator=g) * 2
+    X = centers[y] + 0.5 * torch.randn(n, C, 3, 3, generator=g)
+    model = clf.make_head(kind, (C, 3, 3), n_classes=3, bottleneck=4, kernel=3)
+    train = clf.ArrayBatches(X[:400], y[:400], batch_size=32, shuffle=True)
+    test = clf.ArrayBatches(X[400:], y[400:], batch_size=100)
+    before = clf.evaluate(model, test)["top1"]
+    hist = clf.train(model, train, clf.Schedule(epochs=8, lr=0.05, milestones=(6,)), test_data=test,
+                     progress=False)
+    assert hist.last("test_top1") > 0.97 and before < 0.8
+    assert hist.epochs[0]["train_loss"] > hist.epochs[-1]["train_loss"]
+    assert [e["lr"] for e in hist.epochs] == pytest.approx([0.05] * 6 + [0.005] * 2)
+    assert clf.evaluate(model, test)["top5"] == 1.0
+
+
+def test_training_resumes_where_it_stopped():
+    torch.manual_seed(0)
+    X = torch.randn(64, 4, 2, 2)
+    y = (X[:, 0, 0, 0] > 0).long()
+
+    def run(split):
+        torch.manual_seed(1)
+        model = clf.make_head("linear", (4, 2, 2), n_classes=2, batchnorm=False)
+        data = clf.ArrayBatches(X, y, batch_size=16, shuffle=True)
+        sched = clf.Schedule(epochs=4, lr=0.1, milestones=(2,))
+        opt = sched.optimizer(model)
+        if split:
+            clf.train(model, data, clf.Schedule(**{**sched.as_dict(), "epochs": 2}), optimizer=opt, progress=False)
+            clf.train(model, data, sched, optimizer=opt, start_epoch=2, progress=False)
+        else:
+            clf.train(model, data, sched, optimizer=opt, progress=False)
+        return model.fc.weight.detach()
+
+    torch.testing.assert_close(run(True), run(False))
+
+
+def test_encoded_batches_match_precomputed_codes():
+    from patchbook.patchknn.encoding import PatchEncoder
+
+    imgs = np.random.default_rng(0).integers(0, 256, (10, 12, 12, 3), dtype=np.uint8)
+    labels = np.arange(10) % 3
+    enc = PatchEncoder(n_atoms=8, patch=3, k=3, pool=4, pool_stride=3).fit(imgs)
+    codes = enc.transform(imgs)
+    data = clf.EncodedBatches(enc, imgs, labels, batch_size=4, shuffle=True, encode_batch=3)
+    got = {}
+    for x, y in data:
+        assert x.shape[1:] == codes.shape[1:]
+        for xi, yi in zip(x, y):
+            match = [i for i in range(10) if torch.equal(codes[i], xi)]
+            assert match and labels[match[0]] == int(yi)
+            got[match[0]] = True
+    assert len(got) == 10
+    aug = clf.EncodedBatches(enc, imgs, labels, batch_size=5, augment_train=True, padding=2)
+    x, _ = next(iter(aug))
+    assert x.shape == (5, *codes.shape[1:])
+
+
+@pytest.mark.parametrize("size,kernel", [(6, 6), (9, 6), (5, 3)])
+def test_factorized_head_collapsed_equals_convolutions(size, kernel):
+    torch.manual_seed(0)
+    head = clf.FactorizedLinear(12, n_classes=4, bottleneck=8, kernel=kernel)
+    x = torch.randn(40, 12, size, size, requires_grad=True)
+    head.train()
+    fast = head(x)  # 40 samples: the collapsed path
+    direct = head.classify(head.reduce(head.bn(x))).mean((2, 3))
+    torch.testing.assert_close(fast, direct, rtol=1e-4, atol=1e-5)
+    g_fast = torch.autograd.grad(fast.square().sum(), [x, head.reduce.weight, head.classify.weight])
+    g_direct = torch.autograd.grad(direct.square().sum(), [x, head.reduce.weight, head.classify.weight])
+    for a, b in zip(g_fast, g_direct):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,214 @@
+"""Tests of patchbook.patchknn.dimension: covariance dimension, exact k-NN,
+Levina-Bickel estimator and relative contrast, on data of known dimension."""
+
+import numpy as np
+import pytest
+import torch
+
+from patchbook.patchknn import dimension as dm
+from patchbook.patchknn.patches import extract_patches, to_tensor
+from patchbook.patchknn.whitening import Whitener
+
+# ------------------------------------------------------ covariance dimension
+
+def test_covariance_dimension_closed_forms():
+    iso = dm.covariance_dimension(np.full(20, 3.0))
+    assert (iso.trace, iso.n_energy, iso.fraction) == (pytest.approx(20), 20, 1.0)
+    assert iso.participation == pytest.approx(20)
+    r = dm.covariance_dimension(np.r_[np.full(7, 2.0), np.zeros(13)])
+    assert r.ambient == 20 and r.n_energy == 7
+    assert r.trace == pytest.approx(7) and r.participation == pytest.approx(7)
+    # trace / max and participation ratio of a known spectrum
+    s = np.array([4.0, 2.0, 1.0, 1.0])
+    assert dm.trace_dimension(s) == pytest.approx(8 / 4)
+    assert dm.participation_ratio(s) == pytest.approx(64 / 22)
+
+
+def test_energy_dimension_matches_cumsum():
+    s = 0.7 ** np.arange(60)
+    for tol in (1e-1, 1e-2, 1e-3):
+        n = dm.energy_dimension(s[::-1], tol)  # order does not matter
+        c = np.cumsum(s) / s.sum()
+        assert c[n - 1] >= 1 - tol > c[n - 2]
+
+
+def test_spectrum_and_whitened_spectrum_match_whitener():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(4000, 12, generator=g, dtype=torch.float64) @ torch.randn(12, 12, generator=g, dtype=torch.float64)
+    X = X * torch.logspace(0, -3, 12, dtype=torch.float64)
+    lam = 1e-3
+    w = Whitener(lam, "zca").fit_patches(X)
+    Xc = X - X.mean(0)
+    cov = Xc.T @ Xc / len(X)
+    s = dm.spectrum(cov)
+    assert np.all(np.diff(s) <= 0)
+    np.testing.assert_allclose(s, np.sort(w.eigvals_.numpy())[::-1], rtol=1e-8, atol=1e-14)
+    Y = w.transform(X)
+    Yc = Y - Y.mean(0)
+    measured = dm.spectrum(Yc.T @ Yc / len(Y))
+    np.testing.assert_allclose(measured, dm.whitened_spectrum(s, lam), rtol=1e-6, atol=1e-9)
+
+
+# -------------------------------------------------------------- exact k-NN ---
+
+@pytest.mark.parametrize("k,db_batch,query_batch", [(1, 1000, 1024), (40, 333, 64), (700, 256, 64), (1999, 1000, 500)])
+def test_knn_equals_bruteforce(k, db_batch, query_batch):
+    g = torch.Generator().manual_seed(k)
+    x = torch.randn(2000, 16, generator=g, dtype=torch.float64)
+    q = torch.randn(100, 16, generator=g, dtype=torch.float64)
+    res = dm.knn(q, x, k, db_batch=db_batch, query_batch=query_batch)
+    d, i = dm.knn_bruteforce(q, x, k)
+    assert torch.equal(res.index, i)
+    torch.testing.assert_close(res.dist, d, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(res.dmax, torch.cdist(q, x).max(1).values, rtol=1e-12, atol=1e-12)
+    # float32: same neighbours up to round-off at near-ties
+    r32 = dm.knn(q.float(), x.float(), k, db_batch=db_batch, query_batch=query_batch)
+    torch.testing.assert_close(r32.dist.double(), d, rtol=1e-4, atol=1e-4)
+
+
+def test_knn_exclude_self_and_refine():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2000, 8, generator=g, dtype=torch.float64)
+    ids = torch.arange(0, 2000, 20)
+    res = dm.knn(x[ids], x, 10, db_batch=300, exclude=ids)
+    d, i = dm.knn_bruteforce(x[ids], x, 11)
+    assert torch.equal(res.index, i[:, 1:]) and not (res.index == ids[:, None]).any()
+    # far from the origin, float32 ||q||^2 + ||x||^2 - 2<q, x> loses the small
+    # distances to cancellation; refine recomputes them exactly
+    y = (x * 1e-2 + 1).float()
+    exact, j = dm.knn_bruteforce(y[ids].double(), y.double(), 11)
+    plain = dm.knn(y[ids], y, 10, exclude=ids)
+    assert (plain.dist.double() - exact[:, 1:]).abs().max() > 1e-6
+    ref = dm.knn(y[ids], dm.TensorDatabase(y), 10, exclude=ids, refine=16)
+    assert torch.equal(ref.index, j[:, 1:])
+    torch.testing.assert_close(ref.dist.double(), exact[:, 1:], rtol=1e-6, atol=0)
+    with pytest.raises(ValueError):
+        dm.knn(x[:3], x, 0)
+
+
+def test_patch_database_matches_extract_patches():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(5, 9, 11, 3), dtype=np.uint8)
+    for Q, stride in ((3, 1), (4, 2)):
+        ref = extract_patches(to_tensor(imgs), Q, stride).reshape(-1, 3 * Q * Q)
+        db = dm.PatchDatabase(imgs, Q, stride=stride)
+        assert len(db) == len(ref) and db.dim == ref.shape[1]
+        got = torch.cat([c for _, c in db.chunks(17)])
+        assert torch.equal(got, ref)
+        sub = dm.PatchDatabase(imgs, Q, n=20, seed=3, stride=stride, transform=lambda t: 2 * t)
+        assert torch.equal(sub.gather(torch.arange(20)), 2 * ref[sub.flat])
+    # a streamed database gives the same neighbours as the tensor it streams
+    q = torch.rand(30, 27, dtype=torch.float32)
+    db = dm.PatchDatabase(imgs, 3)
+    a = dm.knn(q, db, 25, db_batch=50)
+    b = dm.knn(q, ref_all := extract_patches(to_tensor(imgs), 3).reshape(-1, 27), 25)
+    assert torch.equal(a.dist, b.dist) and len(ref_all) == len(db)
+
+
+# ----------------------------------------------- nearest-neighbour dimension --
+
+def test_levina_bickel_closed_form_and_zero_skipping():
+    K = 30
+    tau = np.exp(np.arange(1, K + 1, dtype=float))[None, :]  # log(tau_k / tau_j) = k - j
+    d = dm.levina_bickel(tau)
+    k = np.arange(2, K + 1)
+    np.testing.assert_allclose(d[0, 1:], 2.0 / k)
+    assert np.isnan(d[0, 0])
+    np.testing.assert_allclose(dm.levina_bickel(5.0 * tau), d)  # scale invariant
+    # two exact duplicates of the query are skipped: same estimates, shifted by two
+    dz = dm.levina_bickel(np.c_[np.zeros((1, 2)), tau[:, :-2]])
+    np.testing.assert_allclose(dz[0, 1:K - 2], d[0, 1:K - 2])
+    assert np.isnan(dz[0, K - 2:]).all()
+    nd = dm.nn_dimension(np.repeat(tau, 3, 0), k_min=4, k_max=10)
+    assert nd.estimate == pytest.approx(np.mean(2.0 / np.arange(4, 11)))
+    assert nd.at_k_max == pytest.approx(0.2) and nd.undefined == 0
+
+
+def _estimate(data, queries, k_min=10, k_max=20):
+    res = dm.knn(queries, data, k_max, track_max=False)
+    return dm.nn_dimension(res.dist, k_min, k_max).estimate
+
+
+@pytest.mark.parametrize("name,truth", [("subspace", 5), ("subspace", 8), ("sphere", 3), ("swiss", 2), ("curved", 3)])
+def test_nn_dimension_of_known_manifolds(name, truth):
+    N, nq, D = 20000, 400, 64
+    make = {
+        "subspace": lambda n, s: dm.embed(dm.gaussian(n, truth, s), D, seed=0),
+        "sphere": lambda n, s: dm.embed(dm.sphere(n, truth, s), D, seed=0),
+        "swiss": lambda n, s: dm.embed(dm.swiss_roll(n, s), D, seed=0),
+        "curved": lambda n, s: dm.curved_manifold(n, truth, D, seed=s),
+    }[name]
+    est = _estimate(make(N, 1), make(nq, 2))
+    assert abs(est - truth) <= 0.1 * truth, (name, truth, est)
+
+
+def test_nn_dimension_of_isotropic_data_grows_with_dimension():
+    ests = [_estimate(dm.gaussian(10000, d, 1), dm.gaussian(200, d, 2)) for d in (2, 4, 8)]
+    assert ests[0] < ests[1] < ests[2]
+
+
+# ------------------------------------------------------- relative contrast --
+
+def test_relative_contrast_shrinks_for_iid_data_not_on_a_manifold():
+    dims = (2, 8, 32, 128, 512)
+    iid = [np.nanmedian(dm.query_contrast(dm.uniform_cube(100, D, 2), dm.uniform_cube(3000, D, 1))) for D in dims]
+    assert all(a > b for a, b in zip(iid, iid[1:])), iid
+    assert iid[-1] < 0.3 < 10 < iid[0]
+    man = [np.nanmedian(dm.query_contrast(dm.curved_manifold(100, 2, D, 2), dm.curved_manifold(3000, 2, D, 1)))
+           for D in dims]
+    assert min(man) > 0.3 * max(man) and min(man) > 10, man
+    assert dm.relative_contrast([1.0, 0.0], [3.0, 2.0])[0] == 2.0
+    assert np.isnan(dm.relative_contrast([0.0], [2.0])[0])
+    np.testing.assert_array_equal(dm.nearest_positive(np.array([[0, 0, 1.5], [2, 3, 4]])), [1.5, 2])
+
+
+def test_patch_neighbours_on_images():
+    from patchbook.data import Dataset
+
+    rng = np.random.default_rng(1)
+    train = Dataset(rng.integers(0, 256, (12, 10, 10, 3), dtype=np.uint8), np.zeros(12, np.int64), ("a",), "t")
+    test = Dataset(rng.integers(0, 256, (4, 10, 10, 3), dtype=np.uint8), np.zeros(4, np.int64), ("a",), "q")
+    mom = dm.patch_covariance(train.images, 3)
+    w = Whitener(1e-2, "zca").fit(train.images, 3)
+    X = extract_patches(to_tensor(train.images), 3).reshape(-1, 27)
+    torch.testing.assert_close(dm.patch_transform(mom, 1e-2)(X), w.transform(X))
+    for lam in (None, 1e-2):
+        out = dm.patch_neighbours(train, test, 3, lam=lam, n_database=None, n_queries=20, k=15,
+                                  n_cov_images=None, cache=False)
+        tf = dm.patch_transform(mom, lam)
+        q = tf(dm.PatchDatabase(test.images, 3, n=20, seed=1).gather(torch.arange(20)))
+        ref, _ = dm.knn_bruteforce(q.double(), tf(X).double(), 15)
+        np.testing.assert_allclose(out["dist"], ref.numpy(), rtol=1e-4, atol=1e-5)
+        assert out["n_database"] == out["n_all"] == len(X)
+
+
+def test_exact_small_distances_finds_copies_of_the_query():
+    # images made of a few flat grey levels: many exact copies of every patch
+    rng = np.random.default_rng(2)
+    imgs = np.repeat(np.repeat(rng.integers(0, 4, (30, 3, 3, 1)) * 60 + 40, 4, 1), 4, 2)
+    imgs = np.repeat(imgs, 3, 3).astype(np.uint8)  # 30 x 12 x 12 x 3
+    mom = dm.patch_covariance(imgs, 3)
+    for lam in (None, 1e-3):
+        tf, lin = dm.patch_transform(mom, lam), dm.patch_linear(mom, lam)
+        db = dm.PatchDatabase(imgs, 3, transform=tf)
+        qs = dm.PatchDatabase(imgs[:2], 3, n=40, seed=5)
+        q_raw = qs.raw(torch.arange(40))
+        q = tf(q_raw)
+        res = dm.knn(q, db, 50)
+        dist, index, n = dm.exact_small_distances(res.dist, res.index, q_raw, db, lin, (q.double() ** 2).sum(1))
+        X = db.raw(torch.arange(len(db))).double()
+        Lq, LX = (q_raw.double(), X) if lin is None else (q_raw.double() @ lin.T, X @ lin.T)
+        ref, _ = dm.knn_bruteforce(Lq, LX, 50)
+        assert n > 0
+        torch.testing.assert_close(dist.double(), ref, rtol=1e-5, atol=1e-12)  # float32 where not recomputed
+        copies = (X[index] == q_raw.double()[:, None, :]).all(-1)
+        assert copies.any() and torch.equal(dist == 0, copies)  # copies of the query exactly at 0
+        small = ref ** 2 < 1e-3 * (q.double() ** 2).sum(1, keepdim=True)
+        torch.testing.assert_close(dist.double()[small], ref[small], rtol=1e-6, atol=1e-12)
+
+
+def test_levina_bickel_ties_are_undefined():
+    tau = np.r_[np.full(5, 0.3), 0.3 * np.exp(np.arange(1, 16))][None, :]
+    tau = tau * (1 + 1e-7 * np.random.default_rng(0).standard_normal(tau.shape))  # float32-size round-off
+    d = dm.levina_bickel(tau)
+    assert np.isnan(d[0, :5]).all() and np.isfinite(d[0, 5:]).all()
