@@ -54,3 +54,14 @@ def test_cli_rejects_unknown_names(capsys):
     assert "data-overview" in capsys.readouterr().err
     assert main(["run", "data-overview", "--profile", "smoke", "-p", "bogus", "1"]) == 2
     assert "n_show" in capsys.readouterr().err
+
+
+MAX_CELL_LINES = 25
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_code_cells_are_short(name):
+    """A page is prose, figures and a few calls: logic lives in the library."""
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(notebooks.read(name).cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > MAX_CELL_LINES]
+    assert not long, f"{name}: code cells over {MAX_CELL_LINES} lines (cell index, lines): {long}"

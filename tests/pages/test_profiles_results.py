@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from patchbook import cache
+from patchbook.pages.published import Published
 from patchbook.pages import profiles, results
 
 
@@ -45,7 +46,10 @@ def test_resolve_overrides_and_errors():
 
 
 def test_record_upserts_with_metadata(tmp_results):
-    results.record("nb", "top1", np.float32(0.5), profile="smoke", params={"a": 1}, published=0.8, source="X")
+    pub = Published("nb/top1", 80.0, "%", "printed", "a setting", "thiry2021unreasonable", where="a slide")
+    results.record("nb", "top1", np.float32(0.5), profile="smoke", params={"a": 1}, published=pub)
+    with pytest.raises(TypeError, match="registry entry"):
+        results.record("nb", "top1", 0.5, profile="smoke", published=0.8)
     results.record("nb", "top1", 0.6, profile="smoke")
     results.record("nb", "top5", 0.9, profile="smoke")
     payload = json.loads((tmp_results / "smoke" / "nb.json").read_text())

@@ -31,10 +31,13 @@ def collect(profile: str, root: Path | None = None) -> list[dict[str, Any]]:
 
 
 def gap(rec: dict[str, Any]) -> float | None:
-    """``measured - published`` when both are numbers, else ``None``."""
-    v, p = rec.get("value"), rec.get("published")
-    if isinstance(v, numbers.Real) and isinstance(p, numbers.Real) and not isinstance(v, bool):
-        return float(v) - float(p)
+    """``measured - published`` when both are numbers and the published
+    value is not a bound, else ``None``."""
+    v, p = rec.get("value"), rec.get("published") or {}
+    if p.get("kind") == "bound" or not isinstance(p.get("value"), numbers.Real):
+        return None
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return float(v) - float(p["value"])
     return None
 
 
@@ -69,9 +72,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         unit = f" {r['unit']}" if r.get("unit") else ""
-        pub = _fmt(r.get("published"))
-        if pub:
-            pub += unit + (f" ({_fmt(r['source'])})" if r.get("source") else "")
+        p = r.get("published") or {}
+        pub = ""
+        if p:
+            pub = (f"{p['relation']} " if p.get("relation") else "") + _fmt(p.get("value")) + unit
+            pub += f" ({p.get('provenance', '')}; {p.get('source', '')})"
         g = gap(r)
         lines.append(
             f"| {r['notebook']} | {_fmt(r['quantity'])} | {pub} | {_fmt(r.get('value'))}{unit} "

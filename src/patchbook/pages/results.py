@@ -18,6 +18,7 @@ import numpy as np
 from patchbook.cache import atomic_write, code_version
 from patchbook.data import loaded_fingerprints
 from patchbook.paths import results_root
+from patchbook.pages.published import Published
 from patchbook.runtime import hardware
 
 
@@ -52,22 +53,24 @@ def load(notebook: str, profile: str) -> list[dict[str, Any]]:
 
 
 def record(notebook: str, quantity: str, value: Any, *, profile: str,
-           params: dict | None = None, published: Any = None, source: str | None = None,
+           params: dict | None = None, published: Published | None = None,
            unit: str | None = None, **meta: Any) -> dict[str, Any]:
     """Record a measured ``value`` of ``quantity`` and return the record.
 
-    ``published`` and ``source`` give the published value it is compared with,
-    if any; ``unit`` its unit (``"%"``, ``"s"``...). Extra keyword arguments
-    (wall time, data description...) are stored as they are. A record of the
-    same quantity from an earlier run is replaced.
+    ``published`` is the registry entry (:mod:`patchbook.pages.published`)
+    the value is compared with, if any; ``unit`` its unit (``"%"``,
+    ``"s"``...). Extra keyword arguments (wall time, data description...)
+    are stored as they are. A record of the same quantity from an earlier
+    run is replaced.
     """
-
+    if published is not None and not isinstance(published, Published):
+        raise TypeError(f"published must be a registry entry (patchbook.pages.published.get(id)), "
+                        f"not {published!r}: published values are held once, in the registry")
     rec = {
         "quantity": quantity,
         "value": _jsonable(value),
         "unit": unit,
-        "published": _jsonable(published),
-        "source": source,
+        "published": None if published is None else published.as_record(),
         "profile": profile,
         "params": _jsonable(dict(params or {})),
         "data": loaded_fingerprints(),
