@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from patchbook import cache
-from patchbook.pages.published import Published
 from patchbook.pages import profiles, results
+from patchbook.pages.published import Published
 
 
 def test_every_profile_module_is_complete():

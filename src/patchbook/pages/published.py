@@ -131,7 +131,8 @@ def _entry(page: str, key: str, d: Any) -> Published:
 def registry() -> dict[str, Published]:
     """``{id: entry}`` of every registry file (validated)."""
     out: dict[str, Published] = {}
-    for f in sorted(resources.files(__package__).joinpath("published").iterdir(), key=lambda p: p.name):
+    folder = resources.files(__package__).joinpath("published")
+    for f in sorted(folder.iterdir() if folder.is_dir() else [], key=lambda p: p.name):
         if not f.name.endswith(".yaml"):
             continue
         page = f.name[: -len(".yaml")]

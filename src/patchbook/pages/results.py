@@ -17,8 +17,8 @@ import numpy as np
 
 from patchbook.cache import atomic_write, code_version
 from patchbook.data import loaded_fingerprints
-from patchbook.paths import results_root
 from patchbook.pages.published import Published
+from patchbook.paths import results_root
 from patchbook.runtime import hardware
 
 
