@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from patchbook.style.statistics import mean_covariance, mean_std
 from patchbook.style.transforms import (
     adain_transform,
-    channel_stats,
-    feature_mean_cov,
     kmeans,
     mst_transform,
     potts_energy,
@@ -20,6 +19,11 @@ from patchbook.style.transforms import (
     wct_transform,
     whiten,
 )
+
+
+def feature_mean_cov(f):
+    """Channel mean and covariance in float64, as the transforms compute them."""
+    return mean_covariance(f.double())
 
 
 def _features(c=8, h=20, w=24, seed=0, shift=1.0):
@@ -57,8 +61,8 @@ def _weights_or_skip():
 def test_adain_matches_style_channel_means_and_stds():
     fc, fs = _features(seed=0) * 3 + 2, _features(c=8, h=11, w=7, seed=1)
     out = adain_transform(fc, fs)
-    mo, so = channel_stats(out)
-    ms, ss = channel_stats(fs)
+    mo, so = mean_std(out)
+    ms, ss = mean_std(fs)
     assert out.shape == fc.shape
     torch.testing.assert_close(mo, ms, atol=1e-4, rtol=0)
     torch.testing.assert_close(so, ss, atol=1e-4, rtol=0)
@@ -265,13 +269,13 @@ def test_adain_function_decodes_adain_features():
     spy = _Spy("relu4_1", 8)
     out = adain(content, style, decoder=spy)
     assert out.shape == content.shape and 0 <= out.min() and out.max() <= 1
-    mo, so = channel_stats(spy.seen[0])
-    ms, ss = channel_stats(enc(style[None], ["relu4_1"])["relu4_1"])
+    mo, so = mean_std(spy.seen[0])
+    ms, ss = mean_std(enc(style[None], ["relu4_1"])["relu4_1"])
     torch.testing.assert_close(mo, ms, atol=1e-4, rtol=0)
     # a channel the content never activates (std 0) cannot take the style's std
     from patchbook.style.feedforward import _encode
 
-    live = channel_stats(_encode(content, "relu4_1", 8)[0])[1] > 1e-3
+    live = mean_std(_encode(content, "relu4_1", 8)[0])[1] > 1e-3
     assert live.float().mean() > 0.8
     torch.testing.assert_close(so[live], ss[live], atol=1e-4, rtol=0)
 

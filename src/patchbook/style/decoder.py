@@ -43,6 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from sklearn.datasets import load_sample_image
+from torchvision.models.vgg import cfgs
 from tqdm.auto import tqdm
 
 from patchbook.cache import memo_torch, source_hash
@@ -52,21 +53,36 @@ from patchbook.data import (
     load_painting,
     load_photo,
 )
-from patchbook.features import IMAGENET_MEAN, IMAGENET_STD, layer_names, trunk
+from patchbook.features import LayerFeatures, layer_names
 from patchbook.paths import data_root
 
-from .transforms import adain_transform, channel_stats
+from .statistics import mean_std
+from .transforms import adain_transform
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 KINDS = {"adain": "relu4_1", "recon1": "relu1_1", "recon2": "relu2_1", "recon3": "relu3_1", "recon4": "relu4_1"}
+#: The reconstruction decoder (a :data:`KINDS` key) of each layer of :data:`LEVELS`.
+RECON = {layer: kind for kind, layer in KINDS.items() if kind != "adain"}
+
+
+def _vgg16_ops(last: str = "conv4_1") -> tuple:
+    """VGG16's ``features`` up to the convolution ``last``: ``(name, in, out)``
+    for a convolution, the name for a pooling (torchvision's configuration "D")."""
+    names = [n for n in layer_names("vgg16") if not n.startswith("relu")]
+    ops, c_in = [], 3
+    for name, width in zip(names, cfgs["D"]):
+        if width == "M":
+            ops.append(name)
+        else:
+            ops.append((name, c_in, width))
+            c_in = width
+        if name == last:
+            return tuple(ops)
+    raise ValueError(f"no convolution {last!r} in VGG16")
+
 
 # VGG16 up to relu4_1: (name, in, out) convolutions and pools.
-_ENCODER = (
-    ("conv1_1", 3, 64), ("conv1_2", 64, 64), "pool1",
-    ("conv2_1", 64, 128), ("conv2_2", 128, 128), "pool2",
-    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), "pool3",
-    ("conv4_1", 256, 512),
-)
+_ENCODER = _vgg16_ops("conv4_1")
 
 #: Training settings by profile, for the ``"adain"`` decoder and for the
 #: ``"recon<k>"`` decoders of WCT. ``paper`` is AdaIN's published recipe
@@ -171,37 +187,19 @@ class Decoder(nn.Module):
 
 # -------------------------------------------------------------- encoder ----
 
-class Encoder(nn.Module):
-    """VGG16 (ImageNet weights) up to ``relu4_1`` returning every activation
-    by name (``image`` is the input in [0, 1])."""
-
-    def __init__(self, last: str = "relu4_1", root=None):
-        super().__init__()
-
-        names = layer_names("vgg16")
-        self.names = names[: names.index(last) + 1]
-        self.net = trunk("vgg16", root=root)[: len(self.names)]
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor, wanted=None) -> dict[str, torch.Tensor]:
-        wanted = set(self.names if wanted is None else wanted)
-        out = {"image": x} if "image" in wanted else {}
-        last = max(self.names.index(w) for w in wanted if w != "image") if wanted - {"image"} else -1
-        h = (x - self.mean) / self.std
-        for i, (name, module) in enumerate(zip(self.names, self.net)):
-            if i > last:
-                break
-            h = torch.relu(h) if isinstance(module, nn.ReLU) else module(h)
-            if name in wanted:
-                out[name] = h
-        return out
-
-
 @lru_cache(maxsize=2)
-def get_encoder(last: str = "relu4_1") -> Encoder:
-    """A shared, frozen :class:`Encoder` (weights from the data root)."""
-    return Encoder(last).eval()
+def get_encoder(last: str = "relu4_1") -> LayerFeatures:
+    """The shared, frozen VGG16 (ImageNet weights from the data root) up to
+    ``last``: ``get_encoder()(x, layers)`` gives the activations of any
+    ``layers`` up to ``last`` (:class:`patchbook.features.LayerFeatures`)."""
+    return LayerFeatures([last], arch="vgg16").eval()
+
+
+def _activations(encoder: LayerFeatures, x: torch.Tensor, wanted) -> dict[str, torch.Tensor]:
+    """``encoder(x, wanted)``, where ``wanted`` may name ``"image"``: the input itself."""
+    layers = set(wanted) - {"image"}
+    out = encoder(x, layers) if layers else {}
+    return {**out, "image": x} if "image" in wanted else out
 
 
 # ------------------------------------------------------------ data pools ----
@@ -308,7 +306,7 @@ def _patches(h: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fit_lstsq(decoder: Decoder, images: torch.Tensor, encoder: Encoder | None = None,
+def fit_lstsq(decoder: Decoder, images: torch.Tensor, encoder: LayerFeatures | None = None,
               ridge: float = 1e-2, max_samples: int = 20000, seed: int = 0) -> list[float]:
     """Closed-form, layer-wise initialisation of a width-1 ``decoder``.
 
@@ -327,7 +325,7 @@ def fit_lstsq(decoder: Decoder, images: torch.Tensor, encoder: Encoder | None = 
     wanted = set(decoder.targets) | {decoder.layer}
     acts = {}
     for i in range(0, len(images), 4):
-        out = encoder(images[i:i + 4], wanted)
+        out = _activations(encoder, images[i:i + 4], wanted)
         for k, v in out.items():
             acts.setdefault(k, []).append(v)
     acts = {k: torch.cat(v) for k, v in acts.items()}
@@ -382,7 +380,7 @@ def fit_lstsq(decoder: Decoder, images: torch.Tensor, encoder: Encoder | None = 
 
 # -------------------------------------------------------------- training ----
 
-def adain_loss(decoder: Decoder, encoder: Encoder, content: torch.Tensor, style: torch.Tensor,
+def adain_loss(decoder: Decoder, encoder: LayerFeatures, content: torch.Tensor, style: torch.Tensor,
                style_weight: float = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
     """AdaIN's training loss (Huang & Belongie 2017) for a batch of content and
     style images: ``||f(g(t)) - t||^2 + style_weight * sum_l (||mu_l(g(t)) - mu_l(s)||^2
@@ -396,14 +394,14 @@ def adain_loss(decoder: Decoder, encoder: Encoder, content: torch.Tensor, style:
     lc = F.mse_loss(out["relu4_1"], t)
     ls = content.new_zeros(())
     for layer in LEVELS:
-        mo, so = channel_stats(out[layer])
-        ms, ss = channel_stats(fs[layer])
+        mo, so = mean_std(out[layer])
+        ms, ss = mean_std(fs[layer])
         ls = ls + F.mse_loss(mo, ms) + F.mse_loss(so, ss)
     loss = lc + style_weight * ls
     return loss, {"loss": loss.item(), "content": lc.item(), "style": ls.item()}
 
 
-def recon_loss(decoder: Decoder, encoder: Encoder, images: torch.Tensor,
+def recon_loss(decoder: Decoder, encoder: LayerFeatures, images: torch.Tensor,
                feature_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
     """WCT's decoder loss (Li et al. 2017): ``||g(f(x)) - x||^2 +
     feature_weight * ||f(g(f(x))) - f(x)||^2`` at the decoder's layer."""
@@ -419,7 +417,7 @@ def recon_loss(decoder: Decoder, encoder: Encoder, images: torch.Tensor,
 def train_steps(decoder: Decoder, kind: str, content: np.ndarray, style: np.ndarray | None = None,
                 steps: int = 10, batch: int = 4, lr: float = 1e-4, style_weight: float = 10.0,
                 feature_weight: float = 1.0, seed: int = 0, progress: bool = False,
-                encoder: Encoder | None = None) -> dict[str, list[float]]:
+                encoder: LayerFeatures | None = None) -> dict[str, list[float]]:
     """``steps`` Adam steps on ``decoder`` (in place) with the loss of ``kind``
     (:func:`adain_loss` or :func:`recon_loss`), each on ``batch`` random
     images of ``content`` (and of ``style`` for ``"adain"``), uint8 arrays
@@ -452,7 +450,7 @@ def train_steps(decoder: Decoder, kind: str, content: np.ndarray, style: np.ndar
     return history
 
 
-def _eval_batch(kind: str, decoder: Decoder, encoder: Encoder, size: int, style_weight: float,
+def _eval_batch(kind: str, decoder: Decoder, encoder: LayerFeatures, size: int, style_weight: float,
                 feature_weight: float, seed: int):
     """A function giving the loss of ``kind`` on one fixed batch of 8 held-out
     crops (other random crops of the same sources, seed ``seed + 1000``)."""

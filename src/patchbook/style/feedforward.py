@@ -36,21 +36,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .decoder import Decoder, get_decoder, get_encoder
+from .decoder import LEVELS, RECON, Decoder, get_decoder, get_encoder
 from .magenta import stylize
 from .transforms import adain_transform, mst_transform, wct_transform
 
 __all__ = ["adain", "wct", "mst", "magenta", "WCT_LEVELS", "WCT_LEVELS_ALL", "WCT_REG", "MST_LAYER"]
 
 #: Levels of multi-level WCT, coarse to fine: all that have a decoder, and the default.
-WCT_LEVELS_ALL = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
-WCT_LEVELS = ("relu3_1", "relu2_1", "relu1_1")
+WCT_LEVELS_ALL = tuple(reversed(LEVELS))
+WCT_LEVELS = WCT_LEVELS_ALL[1:]
 #: Layer of MST's clustering and transform (Zhang et al. use relu4_1).
 MST_LAYER = "relu3_1"
 #: Ridge on the content covariance before whitening (relative to its mean
 #: eigenvalue; see :func:`~patchbook.style.transforms.whiten`).
 WCT_REG = 1.0
-_RECON = {"relu1_1": "recon1", "relu2_1": "recon2", "relu3_1": "recon3", "relu4_1": "recon4"}
 
 
 def _check(img: torch.Tensor, what: str) -> torch.Tensor:
@@ -91,7 +90,7 @@ def adain(content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0,
     reconstruction decoder.
     """
     content, style = _check(content, "content"), _check(style, "style")
-    dec = _decoder(decoder, "adain" if layer == "relu4_1" else _RECON[layer], profile)
+    dec = _decoder(decoder, "adain" if layer == "relu4_1" else RECON[layer], profile)
     fc, hw = _encode(content, layer, dec.factor)
     fs, _ = _encode(style, layer, 1)
     t = adain_transform(fc, fs)
@@ -118,7 +117,7 @@ def wct(content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0,
     for layer in levels:
         dec = decoders.get(layer)
         if dec is None:
-            dec = get_decoder(_RECON[layer], profile)
+            dec = get_decoder(RECON[layer], profile)
         fc, hw = _encode(x, layer, dec.factor)
         fs, _ = _encode(style, layer, 1)
         x = _decode(dec, wct_transform(fc, fs, eps=eps, alpha=alpha, reg=reg), hw)
@@ -144,7 +143,7 @@ def mst(content: torch.Tensor, style: torch.Tensor, n_clusters: int = 3, alpha: 
     """
     content, style = _check(content, "content"), _check(style, "style")
     if decoder is None:
-        kind = "adain" if transform == "adain" and layer == "relu4_1" else _RECON[layer]
+        kind = "adain" if transform == "adain" and layer == "relu4_1" else RECON[layer]
         decoder = get_decoder(kind, profile)
     fc, hw = _encode(content, layer, decoder.factor)
     fs, _ = _encode(style, layer, 1)

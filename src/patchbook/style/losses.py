@@ -4,12 +4,8 @@ Feature *maps* are tensors ``B x C x H x W`` (or ``C x H x W``); feature
 *sets* are matrices ``N x D`` (one feature vector per row), as STROTSS uses
 after sampling spatial positions.
 
-Statistics of a feature map (``F`` the ``C x N`` matrix of its ``N = H W``
-positions, ``mu`` its channel means):
-
-- Gram matrix (Gatys et al. 2016): ``G = F F^T / N``;
-- channel mean and standard deviation (AdaIN, Huang & Belongie 2017);
-- channel covariance (WCT, Li et al. 2017): ``(F - mu)(F - mu)^T / N``.
+Losses on maps compare their channel statistics (:mod:`.statistics`: Gram
+matrices, means and standard deviations, covariances).
 
 Distances between feature sets (STROTSS, Kolkin et al. 2019): the relaxed
 earth mover's distance, which drops one marginal constraint of optimal
@@ -25,39 +21,9 @@ from typing import Sequence
 
 import torch
 
+from .statistics import MOMENT_EPS, gram, mean_covariance, mean_std
+
 # ---------------------------------------------------------------- maps ----
-
-
-def _flat(f: torch.Tensor) -> torch.Tensor:
-    """``B x C x H x W`` (or ``C x H x W``) to ``B x C x N``."""
-    if f.ndim == 3:
-        f = f[None]
-    if f.ndim != 4:
-        raise ValueError(f"expected a feature map B x C x H x W or C x H x W, got shape {tuple(f.shape)}")
-    return f.reshape(f.shape[0], f.shape[1], -1)
-
-
-def gram(f: torch.Tensor) -> torch.Tensor:
-    """Gram matrices ``B x C x C``: ``G_ij = (1/N) sum_p F_ip F_jp``."""
-    F = _flat(f)
-    return F @ F.transpose(1, 2) / F.shape[-1]
-
-
-def mean_std(f: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel means and standard deviations ``B x C`` over spatial positions
-    (biased variance, ``sqrt(var + eps)`` as in AdaIN)."""
-    F = _flat(f)
-    mu = F.mean(-1)
-    var = F.var(-1, unbiased=False)
-    return mu, torch.sqrt(var + eps)
-
-
-def covariance(f: torch.Tensor, unbiased: bool = False) -> torch.Tensor:
-    """Channel covariances ``B x C x C`` of a feature map (WCT's statistic)."""
-    F = _flat(f)
-    Fc = F - F.mean(-1, keepdim=True)
-    n = F.shape[-1] - (1 if unbiased else 0)
-    return Fc @ Fc.transpose(1, 2) / max(n, 1)
 
 
 def content_loss(f: torch.Tensor, f_c: torch.Tensor) -> torch.Tensor:
@@ -74,16 +40,15 @@ def gram_loss(f: torch.Tensor, gram_target: torch.Tensor) -> torch.Tensor:
 def moment_loss(f: torch.Tensor, f_s: torch.Tensor) -> torch.Tensor:
     """AdaIN's style loss on one layer: ``||mu(f) - mu(f_s)|| + ||sigma(f) - sigma(f_s)||``
     (Euclidean norms over channels), averaged over the batch."""
-    mu, sd = mean_std(f)
-    mu_s, sd_s = mean_std(f_s)
+    mu, sd = mean_std(f, MOMENT_EPS)
+    mu_s, sd_s = mean_std(f_s, MOMENT_EPS)
     return ((mu - mu_s).norm(dim=-1) + (sd - sd_s).norm(dim=-1)).mean()
 
 
 def covariance_loss(f: torch.Tensor, f_s: torch.Tensor) -> torch.Tensor:
     """Frobenius distance between channel means and covariances of two maps."""
-    mu_d = (_flat(f).mean(-1) - _flat(f_s).mean(-1)).norm(dim=-1)
-    cov_d = (covariance(f) - covariance(f_s)).flatten(1).norm(dim=-1)
-    return (mu_d + cov_d).mean()
+    (mu, cov), (mu_s, cov_s) = mean_covariance(f), mean_covariance(f_s)
+    return ((mu - mu_s).norm(dim=-1) + (cov - cov_s).flatten(-2).norm(dim=-1)).mean()
 
 
 def total_variation(img: torch.Tensor, p: int = 1) -> torch.Tensor:

@@ -14,9 +14,10 @@ mst        feed-forward   multimodal WCT over clusters of features (Zhang 2019)
 magenta    feed-forward   Magenta's pretrained arbitrary stylisation (Ghiasi 2017)
 ========== ============== ====================================================
 
-The feed-forward methods live in :mod:`patchbook.style.feedforward` and are
-imported only when called. :func:`stylize_cached` runs a method through the
-on-disk cache, keyed by the method, both images, the parameters and the seed.
+The feed-forward methods live in :mod:`patchbook.style.feedforward`; Magenta's
+needs optional dependencies (:func:`unavailable` says what is missing).
+:func:`stylize_cached` runs a method through the on-disk cache, keyed by the
+method, both images, the parameters and the seed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import optimize
+from patchbook.cache import memo_arrays
+
+from . import feedforward, magenta, optimize
+from .decoder import RECON, get_decoder
+from .images import to_numpy, to_tensor
+
+__all__ = ["INFO", "METHODS", "MethodInfo", "Stylized", "available", "method_kwargs", "stylize",
+           "stylize_cached", "to_numpy", "to_tensor", "unavailable", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -56,85 +64,53 @@ INFO: dict[str, MethodInfo] = {
 }
 
 
-def _decoder_kinds(name: str, kw: dict, ff: Any) -> list[str]:
+def _decoder_kinds(name: str, kw: dict) -> list[str]:
     """The decoders (``get_decoder`` kinds) the feed-forward method ``name``
-    will use with keyword arguments ``kw``, read from the module's defaults."""
-    recon = getattr(ff, "_RECON", {})
+    will use with keyword arguments ``kw`` (defaults: those of :mod:`.feedforward`)."""
     if name == "adain":
-        return ["adain"]
+        layer = kw.get("layer", "relu4_1")
+        return ["adain" if layer == "relu4_1" else RECON[layer]]
     if name == "wct":
-        return [recon[l] for l in kw.get("levels", getattr(ff, "WCT_LEVELS", ())) if l in recon]
+        return [RECON[l] for l in kw.get("levels", feedforward.WCT_LEVELS)]
     if name == "mst":
-        if kw.get("transform") == "adain":
-            return ["adain"]
-        layer = kw.get("layer", getattr(ff, "MST_LAYER", None))
-        return [recon[layer]] if layer in recon else []
+        layer = kw.get("layer", feedforward.MST_LAYER)
+        return ["adain" if kw.get("transform") == "adain" and layer == "relu4_1" else RECON[layer]]
     return []
 
 
-def _prefetch_decoders(name: str, kw: dict) -> None:
-    """Get (train on first use, else read from the cache) the decoders of a
-    feed-forward method with gradients enabled: the methods themselves run
-    under ``torch.no_grad()``, where a decoder could not be trained."""
-    if kw.get("decoder") is not None or kw.get("decoders"):
-        return
-    try:
-        from . import feedforward as ff
-        from .decoder import get_decoder
-    except ImportError:
-        return
-    with torch.enable_grad():
-        for kind in _decoder_kinds(name, kw, ff):
-            get_decoder(kind, kw.get("profile", "laptop"))
-
-
-def _feedforward(name: str) -> Callable[..., torch.Tensor]:
-    """A function calling ``patchbook.style.feedforward.<name>`` (imported lazily)."""
+def _with_decoders(name: str) -> Callable[..., torch.Tensor]:
+    """``patchbook.style.feedforward.<name>``, after getting its decoders (train
+    on first use, else read from the cache) with gradients enabled: the methods
+    themselves run under ``torch.no_grad()``, where a decoder could not be trained."""
+    method = getattr(feedforward, name)
 
     def fn(content: torch.Tensor, style: torch.Tensor, **kw: Any) -> torch.Tensor:
-        from . import feedforward
+        if kw.get("decoder") is None and not kw.get("decoders"):
+            with torch.enable_grad():
+                for kind in _decoder_kinds(name, kw):
+                    get_decoder(kind, kw.get("profile", "laptop"))
+        return method(content, style, **kw)
 
-        _prefetch_decoders(name, kw)
-        return getattr(feedforward, name)(content, style, **kw)
-
-    fn.__name__ = name
-    fn.__qualname__ = name
-    fn.__doc__ = f"``patchbook.style.feedforward.{name}`` (imported on first call)."
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = method.__doc__
     return fn
 
 
 METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "gatys": optimize.gatys,
     "strotss": optimize.strotss,
-    "adain": _feedforward("adain"),
-    "wct": _feedforward("wct"),
-    "mst": _feedforward("mst"),
-    "magenta": _feedforward("magenta"),
+    "adain": _with_decoders("adain"),
+    "wct": _with_decoders("wct"),
+    "mst": _with_decoders("mst"),
+    "magenta": feedforward.magenta,
 }
 
 
 def unavailable() -> dict[str, str]:
     """``{method: reason}`` for registered methods that cannot run here
-    (the feed-forward module or one of its functions missing)."""
-    out = {}
-    try:
-        from . import feedforward
-    except Exception as exc:  # missing module or a broken import: say why
-        return {m: f"patchbook.style.feedforward cannot be imported ({type(exc).__name__}: {exc})"
-                for m, i in INFO.items() if i.kind == "feed-forward"}
-    for m, i in INFO.items():
-        if i.kind == "feed-forward" and not callable(getattr(feedforward, m, None)):
-            out[m] = f"patchbook.style.feedforward has no function {m}()"
-    if "magenta" not in out:
-        try:
-            from . import magenta
-
-            ok, why = magenta.available()
-            if not ok:
-                out["magenta"] = why
-        except ImportError:
-            pass
-    return out
+    (Magenta's network without its optional dependencies)."""
+    ok, why = magenta.available()
+    return {} if ok else {"magenta": why}
 
 
 def available(names: list[str] | tuple[str, ...] | None = None) -> list[str]:
@@ -144,27 +120,6 @@ def available(names: list[str] | tuple[str, ...] | None = None) -> list[str]:
 
 
 # ------------------------------------------------------------- images ----
-
-
-def to_tensor(img: Any) -> torch.Tensor:
-    """``H x W x 3`` uint8 or float array (or a ``3 x H x W`` tensor) to a
-    float tensor ``3 x H x W`` in [0, 1]."""
-    if isinstance(img, torch.Tensor):
-        t = img.detach().float()
-        if t.ndim == 3 and t.shape[0] != 3 and t.shape[-1] == 3:
-            t = t.permute(2, 0, 1)
-        return t.contiguous()
-    a = np.asarray(img)
-    t = torch.from_numpy(np.ascontiguousarray(a).copy())
-    t = t.float() / 255.0 if a.dtype == np.uint8 else t.float()
-    if t.ndim == 3 and t.shape[-1] == 3:
-        t = t.permute(2, 0, 1)
-    return t.contiguous()
-
-
-def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """A ``3 x H x W`` tensor to a float32 ``H x W x 3`` array in [0, 1]."""
-    return t.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
 def _digest(t: torch.Tensor) -> str:
@@ -203,8 +158,6 @@ def stylize_cached(method: str, content: Any, style: Any, seed: int = 0, **kw: A
     method, hashes of both images, ``kw`` and ``seed``. The wall time of the
     computation, and for an optimisation the history of its loss terms, are
     cached with the image."""
-    from patchbook.cache import memo_arrays
-
     c, s = to_tensor(content), to_tensor(style)
     key = {"method": method, "content": _digest(c), "style": _digest(s), "seed": seed,
            "kw": {k: kw[k] for k in sorted(kw)}}
@@ -252,25 +205,3 @@ def method_kwargs(method: str, params: dict) -> dict:
     if method in ("adain", "wct", "mst") and "decoders" in params:
         return {"profile": params["decoders"]}
     return {}
-
-
-def perturb(img: Any, sigma: float, seed: int) -> torch.Tensor:
-    """``img`` plus Gaussian noise of standard deviation ``sigma`` (seeded), clipped to [0, 1]."""
-    t = to_tensor(img)
-    if sigma <= 0:
-        return t
-    g = torch.Generator().manual_seed(int(seed))
-    return (t + sigma * torch.randn(t.shape, generator=g)).clamp(0, 1)
-
-
-def iterate(method: str, content: Any, style: Any, n_steps: int, seed: int = 0, **kw: Any) -> list[Stylized]:
-    """Iterated projections: stylise ``content``, then stylise the result
-    again with the same style, ``n_steps`` times (each step cached).
-    Returns the ``n_steps`` results in order."""
-    out: list[Stylized] = []
-    current = to_tensor(content)
-    for step in range(n_steps):
-        r = stylize_cached(method, current, style, seed=1000 * seed + step, **kw)
-        out.append(r)
-        current = r.image
-    return out

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from patchbook.features import LayerFeatures
 
-from . import losses
+from .images import resize_long, to_tensor
+from .statistics import MOMENT_EPS, gram, mean_std
 
 STYLE_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 CONTENT_LAYERS = ("relu4",)
@@ -34,16 +35,9 @@ def _alexnet() -> LayerFeatures:
     return LayerFeatures(STYLE_LAYERS, arch="alexnet")
 
 
-def _prep(img: torch.Tensor, size: int | None) -> torch.Tensor:
-    from .methods import to_tensor
-
+def _prep(img, size: int | None) -> torch.Tensor:
     x = to_tensor(img)[None]
-    if size is not None:
-        h, w = x.shape[-2:]
-        s = size / max(h, w)
-        x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
-                          align_corners=False, antialias=s < 1)
-    return x
+    return x if size is None else resize_long(x, size)
 
 
 def features(img, layers: Sequence[str] = STYLE_LAYERS, size: int | None = 224) -> dict[str, torch.Tensor]:
@@ -65,9 +59,9 @@ def style_distance(image, reference, stat: str = "gram", layers: Sequence[str] =
     out = []
     for l in layers:
         if stat == "gram":
-            out.append(_rel(losses.gram(fa[l]), losses.gram(fb[l])))
+            out.append(_rel(gram(fa[l]), gram(fb[l])))
         elif stat == "moments":
-            out.append(_rel(torch.cat(losses.mean_std(fa[l]), -1), torch.cat(losses.mean_std(fb[l]), -1)))
+            out.append(_rel(torch.cat(mean_std(fa[l], MOMENT_EPS), -1), torch.cat(mean_std(fb[l], MOMENT_EPS), -1)))
         else:
             raise ValueError(f"stat must be 'gram' or 'moments', got {stat!r}")
     return float(sum(out) / len(out))
@@ -76,8 +70,6 @@ def style_distance(image, reference, stat: str = "gram", layers: Sequence[str] =
 def content_distance(image, content, layers: Sequence[str] = CONTENT_LAYERS, size: int | None = 224) -> float:
     """Mean over ``layers`` of ``|Phi(image) - Phi(content)| / |Phi(content)|``,
     the image resized to the content's aspect ratio first."""
-    from .methods import to_tensor
-
     a, c = to_tensor(image), to_tensor(content)
     if a.shape[-2:] != c.shape[-2:]:
         a = F.interpolate(a[None], size=c.shape[-2:], mode="bilinear", align_corners=False)[0]
@@ -87,8 +79,6 @@ def content_distance(image, content, layers: Sequence[str] = CONTENT_LAYERS, siz
 
 def pixel_distance(a, b) -> float:
     """Root-mean-square difference of two images in [0, 1] (``a`` resized to ``b``)."""
-    from .methods import to_tensor
-
     x, y = to_tensor(a), to_tensor(b)
     if x.shape[-2:] != y.shape[-2:]:
         x = F.interpolate(x[None], size=y.shape[-2:], mode="bilinear", align_corners=False)[0]

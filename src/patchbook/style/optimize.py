@@ -26,9 +26,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from patchbook.features import LayerFeatures
+from patchbook.features import LayerFeatures, layer_names
 
 from . import losses
+from .images import as_batch, resize_long
+from .statistics import gram
 
 GATYS_CONTENT_LAYERS = ("relu4_2",)
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -39,7 +41,8 @@ STROTSS_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_
 
 @lru_cache(maxsize=4)
 def _vgg_full(arch: str, pool: str) -> LayerFeatures:
-    last = {"vgg16": "relu5_3", "vgg19": "relu5_4"}[arch]
+    """The network ``arch`` up to its last ReLU (``relu5_3`` for VGG16)."""
+    last = [n for n in layer_names(arch) if n.startswith("relu")][-1]
     return LayerFeatures([last], arch=arch, pool=pool).eval()
 
 
@@ -60,27 +63,6 @@ def vgg(layers: tuple[str, ...], arch: str = "vgg16", pool: str = "max") -> torc
     """An extractor of ``layers`` (a dict of activations per call); the
     pretrained network is loaded once per ``arch`` and ``pool`` and shared."""
     return _Layers(_vgg_full(arch, pool), layers)
-
-
-def _batch(img: torch.Tensor) -> torch.Tensor:
-    img = torch.as_tensor(img)
-    if img.ndim == 3:
-        img = img[None]
-    if img.ndim != 4 or img.shape[1] != 3:
-        raise ValueError(f"expected an image 3 x H x W (or 1 x 3 x H x W), got shape {tuple(img.shape)}")
-    return img.float().contiguous()
-
-
-def resize_long(img: torch.Tensor, long_side: int) -> torch.Tensor:
-    """Resize ``[B x] 3 x H x W`` so that its longer side is ``long_side`` (bilinear, antialiased)."""
-    x = _batch(img)
-    h, w = x.shape[-2:]
-    s = long_side / max(h, w)
-    size = (max(1, round(h * s)), max(1, round(w * s)))
-    if size == (h, w):
-        return x if img.ndim == 4 else x[0]
-    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=s < 1)
-    return y if img.ndim == 4 else y[0]
 
 
 # ----------------------------------------------------------------- Gatys ----
@@ -110,15 +92,15 @@ def gatys(content: torch.Tensor, style: torch.Tensor, *, style_weight: float = 1
     """
     if seed is not None:
         torch.manual_seed(seed)
-    c = _batch(content)
-    s = resize_long(_batch(style), max(8, round(style_scale * max(c.shape[-2:]))))
+    c = as_batch(content)
+    s = resize_long(as_batch(style), max(8, round(style_scale * max(c.shape[-2:]))))
     layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
     net = vgg(layers, arch, pool)
     with torch.no_grad():
         fc = net(c)
         fs = net(s)
         targets_c = {l: fc[l] for l in content_layers}
-        targets_s = {l: losses.gram(fs[l]) for l in style_layers}
+        targets_s = {l: gram(fs[l]) for l in style_layers}
         scale_c = {l: float(t.pow(2).mean()) if normalize else 1.0 for l, t in targets_c.items()}
         scale_s = {l: float(t.pow(2).mean()) if normalize else 1.0 for l, t in targets_s.items()}
 
@@ -258,8 +240,8 @@ def strotss(content: torch.Tensor, style: torch.Tensor, *, content_weight: float
     if covariance not in ("full", "layer"):
         raise ValueError(f"covariance must be 'full' or 'layer', got {covariance!r}")
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    c_full = _batch(content)
-    s_full = _batch(style)
+    c_full = as_batch(content)
+    s_full = as_batch(style)
     H, W = c_full.shape[-2:]
     net = vgg(STROTSS_LAYERS)
     scales = strotss_scales(max(H, W), min_size)

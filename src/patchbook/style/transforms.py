@@ -1,8 +1,9 @@
 """Closed-form feature transforms of feed-forward style transfer.
 
 All functions take feature maps ``C x H x W`` (or ``1 x C x H x W``) of one
-image and return a tensor of the content's shape. Statistics are population
-statistics (divide by ``N``, the number of locations), computed in float64.
+image and return a tensor of the content's shape. Statistics are those of
+:mod:`.statistics` (population statistics: divide by ``N``, the number of
+locations); WCT computes them in float64.
 
 * :func:`adain_transform`: adaptive instance normalisation
   (Huang & Belongie 2017): give each content channel the style's mean and std.
@@ -21,9 +22,11 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
+from .statistics import mean_covariance, mean_std
+
 __all__ = [
-    "channel_stats", "adain_transform", "feature_mean_cov", "whiten", "colour",
-    "wct_transform", "kmeans", "potts_energy", "potts_labels", "mst_transform",
+    "adain_transform", "whiten", "colour", "wct_transform", "kmeans", "potts_energy", "potts_labels",
+    "mst_transform",
 ]
 
 
@@ -43,15 +46,6 @@ def _as_cn(f: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
 
 # ------------------------------------------------------------------ AdaIN ----
 
-def channel_stats(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (population) standard deviation over the spatial
-    dimensions of ``[B x] C x H x W`` features: two tensors ``[B x] C``."""
-    flat = f.flatten(-2)
-    mean = flat.mean(-1)
-    std = (flat - mean[..., None]).pow(2).mean(-1).sqrt()
-    return mean, std
-
-
 def adain_transform(fc: torch.Tensor, fs: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """AdaIN: ``(fc - mean_c) / std_c * std_s + mean_s`` channel by channel.
 
@@ -60,22 +54,13 @@ def adain_transform(fc: torch.Tensor, fs: torch.Tensor, eps: float = 1e-5) -> to
     channels whose std is below ``eps`` (constant channels stay constant, at
     the style's mean).
     """
-    mc, sc = channel_stats(fc)
-    ms, ss = channel_stats(fs)
+    mc, sc = mean_std(fc)
+    ms, ss = mean_std(fs)
     norm = (fc - mc[..., None, None]) / sc.clamp_min(eps)[..., None, None]
     return norm * ss[..., None, None] + ms[..., None, None]
 
 
 # -------------------------------------------------------------------- WCT ----
-
-def feature_mean_cov(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel mean ``C`` and population covariance ``C x C`` (float64)."""
-    x, _ = _as_cn(f)
-    x = x.double()
-    mean = x.mean(1)
-    xc = x - mean[:, None]
-    return mean, xc @ xc.T / x.shape[1]
-
 
 def _eig(cov: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues above ``eps`` times the largest one, and their vectors."""
@@ -99,7 +84,7 @@ def whiten(fc: torch.Tensor, eps: float = 1e-5, reg: float = 0.0) -> tuple[torch
     result's covariance is ``D / (D + reg * mean(D))`` in the eigenbasis.
     """
     x, _ = _as_cn(fc)
-    mean, cov = feature_mean_cov(x)
+    mean, cov = mean_covariance(x.double())
     if reg > 0:
         cov = cov + reg * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)
     d, e = _eig(cov, eps)
@@ -108,7 +93,7 @@ def whiten(fc: torch.Tensor, eps: float = 1e-5, reg: float = 0.0) -> tuple[torch
 
 def colour(fw: torch.Tensor, fs: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Colouring: ``E_s D_s^{1/2} E_s^T fw + mean_s`` for whitened ``fw`` (``C x N``)."""
-    ms, cov = feature_mean_cov(fs)
+    ms, cov = mean_covariance(_as_cn(fs)[0].double())
     d, e = _eig(cov, eps)
     return (e * d.sqrt()) @ (e.T @ fw.double()) + ms[:, None]
 
