@@ -102,3 +102,29 @@ def test_scattering_is_stable_where_pixels_are_not():
     # the Gaussian average is stable too, but only because it erases the pattern
     avg = averaging.average(x, 3)
     assert np.linalg.norm(avg[-1]) < 1e-2 * np.linalg.norm(x[-1])
+
+
+def test_littlewood_paley_sum_and_frame_bounds():
+    f = sc.filters_fourier(32, 3, 8)
+    lp = sc.littlewood_paley(f)
+    n = 32
+    neg = (-np.arange(n)) % n  # index of -omega
+    psi2 = (f["psi"].astype(np.float64) ** 2).sum((0, 1))
+    want = f["phi"].astype(np.float64) ** 2 + 0.5 * (psi2 + psi2[neg][:, neg])
+    np.testing.assert_allclose(lp, want, rtol=1e-5)
+    np.testing.assert_allclose(lp, lp[neg][:, neg], rtol=1e-5)  # symmetric in omega
+    b = sc.littlewood_paley_bounds(lp)
+    assert 0.3 < b["min_inner"] and b["min"] <= b["min_inner"] and b["max"] < 1.05  # a frame, nearly tight
+    assert b["max"] == pytest.approx(lp.max()) and b["min"] == pytest.approx(lp.min())
+    assert sc.littlewood_paley_bounds(lp, inner=0.0)["min_inner"] == pytest.approx(lp[0, 0])
+
+
+def test_energy_shares_are_energies_over_the_norm():
+    x = (np.random.default_rng(0).random((3, 16, 16, 1)) * 255).astype(np.uint8)
+    shares = sc.energy_shares(x, 2, 4)
+    e = sc.energy_by_order(sc.transform(x, 2, 4), 2, 4)
+    norm2 = ((x.astype(np.float64) / 255) ** 2).reshape(3, -1).sum(1)
+    assert set(shares) == {0, 1, 2}
+    for k in shares:
+        assert shares[k] == pytest.approx(np.mean(e[k] / norm2))
+    assert 0 < sum(shares.values()) <= 1.05

@@ -1,6 +1,8 @@
 """Tests of patchbook.patchknn.dimension: covariance dimension, exact k-NN,
 Levina-Bickel estimator and relative contrast, on data of known dimension."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -212,3 +214,78 @@ def test_levina_bickel_ties_are_undefined():
     tau = tau * (1 + 1e-7 * np.random.default_rng(0).standard_normal(tau.shape))  # float32-size round-off
     d = dm.levina_bickel(tau)
     assert np.isnan(d[0, :5]).all() and np.isfinite(d[0, 5:]).all()
+
+
+# ------------------------------------------------- the page's studies ----
+
+def test_synthetic_contrast_of_iid_and_flat_data():
+    out = dm.synthetic_contrast([2, 64], [2], n=300, n_queries=20, seed=0, k=20, k_min=10)
+    assert list(out) == ["i.i.d. uniform", "i.i.d. Gaussian", "flat 2-dim.", "curved 2-dim."]
+    assert all(r.shape == (2, 3) for r in out.values())
+    iid, flat = out["i.i.d. uniform"], out["flat 2-dim."]
+    assert iid[1, 1] < 0.2 * iid[0, 1]  # Beyer: the contrast of i.i.d. data collapses with D
+    # a flat set rotated into R^D keeps its distances: same contrast, about 2 dimensions, whatever D
+    assert flat[1, 1] == pytest.approx(flat[0, 1], rel=1e-3)
+    assert 1.5 < flat[1, 2] < 2.6 and iid[1, 2] > 3 * flat[1, 2]
+    # the same draws as by hand
+    q, x = dm.uniform_cube(20, 64, 2), dm.uniform_cube(300, 64, 1)
+    res = dm.knn(q, x, 20)
+    assert iid[1, 1] == pytest.approx(np.nanmedian(dm.relative_contrast(res.dist[:, 0], res.dmax)))
+
+
+def test_matched_k_and_ball_mass():
+    assert dm.matched_k(2000, 300_000, 42_050_000) == 14
+    assert dm.matched_k(100, 10, 10) == 100 and dm.matched_k(100, 50, 10) == 100  # never above k
+    curves = {1000: np.arange(1.0, 51.0), 4000: np.arange(1.0, 101.0) * 10}
+    # mass 0.025: k = 25 of 1,000 (per_k[24] = 25) and k = 100 of 4,000 (per_k[99] = 1000)
+    assert dm.at_ball_mass(curves, 0.025, k_min=10) == [(1000, 25.0), (4000, 1000.0)]
+    assert dm.at_ball_mass(curves, 0.06, k_min=10) == []  # k = 60 > 50 and k = 240 > 100
+    assert dm.at_ball_mass(curves, 0.005, k_min=10) == [(4000, 200.0)]  # k = 5 < k_min for 1,000
+
+
+def test_gaussian_contrast_is_a_knn_of_gaussian_data():
+    got = dm.gaussian_contrast(6, 500, 30, seed=1, db_batch=128)
+    g = dm.knn(dm.gaussian(30, 6, 6), dm.GaussianDatabase(500, 6, 7), 1, db_batch=128)
+    assert got == pytest.approx(float(np.nanmedian(dm.relative_contrast(g.dist[:, 0], g.dmax))))
+
+
+def _image_sets():
+    from patchbook.data import Dataset
+
+    rng = np.random.default_rng(4)
+    train = Dataset(rng.integers(0, 256, (12, 10, 10, 3), dtype=np.uint8), np.zeros(12, np.int64), ("a",), "t4")
+    test = Dataset(rng.integers(0, 256, (4, 10, 10, 3), dtype=np.uint8), np.zeros(4, np.int64), ("a",), "q4")
+    return train, test
+
+
+def test_patch_dimensions_are_the_estimates_of_the_searches(tmp_cache):
+    train, test = _image_sets()
+    timed = []
+    rows, s = dm.patch_dimensions("toy", train, test, 3, lam=1e-2, n_database=300, n_queries=20, k=30, k_min=5,
+                                  n_cov_images=None, energy_tol=1e-3, contrast_queries=10, seed=0, db_batch=64,
+                                  timer=lambda name: timed.append(name) or contextlib.nullcontext())
+    assert [r.kind for r in rows] == ["raw", "whitened"] and {"covariance toy", "k-NN toy"} <= set(timed)
+    np.testing.assert_allclose(s, dm.spectrum(dm.patch_covariance(train.images, 3)["cov"]))
+    for r, lam in zip(rows, (None, 1e-2)):
+        out = dm.patch_neighbours(train, test, 3, lam=lam, n_database=300, n_queries=20, k=30, n_cov_images=None,
+                                  seed=0, db_batch=64)
+        nd = dm.nn_dimension(out["dist"], 5, 30)
+        assert (r.Q, r.d, r.n_db, r.n_all) == (3, 27, 300, 12 * 64)
+        assert r.nn == nd.estimate and r.nn_K == nd.at_k_max
+        assert r.nn_inv == dm.nn_dimension(out["dist"], 5, 30, average="inverse").estimate
+        assert r.k_star == dm.matched_k(30, 300, 768) == 12 and r.nn_star == nd.per_k[11]
+        want = dm.covariance_dimension(s if lam is None else dm.whitened_spectrum(s, lam), 1e-3)
+        assert r.cov == want
+        assert r.contrast_gauss == dm.gaussian_contrast(27, 300, 10, 0, 64, "cpu")
+    assert rows[1].cov.fraction >= rows[0].cov.fraction  # whitening spreads the energy
+
+
+def test_database_size_study(tmp_cache):
+    train, test = _image_sets()
+    out = dm.database_size_study(train, test, 3, [40, 200], lam=1e-2, n_queries=10, k=50, k_min=5,
+                                 n_cov_images=None, seed=0, db_batch=64)
+    assert set(out) == {("raw", 40), ("whitened", 40), ("raw", 200), ("whitened", 200)}
+    assert out["raw", 40].k_max == 20 and out["raw", 200].k_max == 50  # K = min(k, n // 2)
+    nb = dm.patch_neighbours(train, test, 3, lam=None, n_database=40, n_queries=10, k=20, n_cov_images=None, seed=0,
+                             db_batch=64)
+    assert out["raw", 40].estimate == dm.nn_dimension(nb["dist"], 5, 20).estimate

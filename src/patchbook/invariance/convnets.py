@@ -10,9 +10,11 @@ ResNet-50 reach on a GPU.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from patchbook.augment import random_crop_flip as random_crop_flip_padded
+from patchbook.cache import memo_arrays, memo_torch, source_hash
 from patchbook.runtime import cpu_threads, resolve_device
 
 
@@ -193,6 +196,44 @@ def _train(model, x_train, y_train, x_test, y_test, epochs, lr, weight_decay, ba
     return TrainResult(model.cpu().eval(), acc, seconds, history)
 
 
+def n_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars of ``model``."""
+    return sum(v.numel() for v in model.parameters())
+
+
+def _digest(*arrays: np.ndarray | torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        h.update(str((a.shape, a.dtype)).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def train_cached(make: Callable[[], nn.Module], x_train: torch.Tensor, y_train: torch.Tensor,
+                 x_test: torch.Tensor, y_test: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
+                 seed: int = 0, augment=None, threads: int | None = None) -> TrainResult:
+    """:func:`train` a fresh ``make()`` (built after ``torch.manual_seed(seed)``,
+    so its initial weights depend on ``seed`` alone), cached on disk under
+    the model's architecture, a hash of the data, the hyper-parameters and
+    the source of this module."""
+    key = {"model": repr(make()), "data": _digest(x_train, y_train, x_test, y_test), "epochs": epochs, "lr": lr,
+           "batch": batch_size, "seed": seed, "augment": getattr(augment, "__name__", augment),
+           "code": source_hash("invariance.convnets")}
+
+    def fit():
+        torch.manual_seed(seed)
+        r = train(make(), x_train, y_train, x_test, y_test, epochs=epochs, lr=lr, batch_size=batch_size,
+                  augment=augment, seed=seed, progress=False, threads=threads)
+        return {"state": r.model.state_dict(), "acc": r.test_accuracy, "seconds": r.train_seconds,
+                "history": r.history}
+
+    out = memo_torch("convnets", key, fit)
+    model = make()
+    model.load_state_dict(out["state"])
+    return TrainResult(model.eval(), out["acc"], out["seconds"], out["history"])
+
+
 # ---------------------------------------------- linear classifier on features ----
 
 
@@ -257,6 +298,25 @@ def _train_linear(x_train, y_train, x_test, y_test, epochs, lr, weight_decay, ba
         acc_te = (lin(xte).argmax(1) == yte).float().mean().item()
         acc_tr = (lin(xtr).argmax(1) == ytr).float().mean().item()
     return LinearResult(acc_te, acc_tr, seconds, lin.weight.detach().numpy(), lin.bias.detach().numpy())
+
+
+def train_linear_cached(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+                        epochs: int, lr: float, weight_decay: float, batch_size: int, seed: int = 0,
+                        threads: int | None = None) -> LinearResult:
+    """:func:`train_linear`, cached on disk under a hash of the features and
+    labels, the hyper-parameters and the source of this module."""
+    key = {"data": _digest(x_train, y_train, x_test, y_test), "epochs": epochs, "lr": lr, "wd": weight_decay,
+           "batch": batch_size, "seed": seed, "code": source_hash("invariance.convnets")}
+
+    def fit():
+        r = train_linear(x_train, y_train, x_test, y_test, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, seed=seed, progress=False, threads=threads)
+        return {"acc": np.array([r.test_accuracy, r.train_accuracy, r.train_seconds]), "weight": r.weight,
+                "bias": r.bias}
+
+    out = memo_arrays("linear-classifier", key, fit)
+    test_acc, train_acc, seconds = (float(v) for v in out["acc"])
+    return LinearResult(test_acc, train_acc, seconds, out["weight"], out["bias"])
 
 
 # ------------------------------------------------------- filters to show ----

@@ -117,6 +117,28 @@ def filters_space(size: int, J: int, L: int = 8) -> dict[str, np.ndarray]:
     return {"psi": psi.astype(np.complex64), "phi": phi.astype(np.float32)}
 
 
+def littlewood_paley(fourier: dict[str, np.ndarray]) -> np.ndarray:
+    """``|phi^(w)|^2 + 1/2 sum_{j, theta} (|psi^_{j,theta}(w)|^2 + |psi^_{j,theta}(-w)|^2)``
+    on the grid of :func:`filters_fourier` (``size x size``, FFT order).
+
+    The orientations cover ``[0, pi)`` only: for a real image
+    ``|x * psi_theta| = |x * psi_(theta + pi)|``, so each frequency counts with
+    its opposite, half each. Between two positive bounds the wavelet
+    transform is a frame (it keeps the energy of every frequency)."""
+    psi2 = (fourier["psi"] ** 2).sum((0, 1))
+    mirror = np.roll(psi2[::-1, ::-1], 1, axis=(0, 1))  # psi2(-w): index -i mod n
+    return 0.5 * (psi2 + mirror) + fourier["phi"] ** 2
+
+
+def littlewood_paley_bounds(lp: np.ndarray, inner: float = 0.75 * np.pi) -> dict[str, float]:
+    """Min of the Littlewood-Paley sum over frequencies ``|w| <= inner``
+    (radians per pixel), and its min and max over every frequency."""
+    fy = np.fft.fftfreq(lp.shape[0])[:, None] * 2 * np.pi
+    fx = np.fft.fftfreq(lp.shape[1])[None, :] * 2 * np.pi
+    disc = np.sqrt(fy**2 + fx**2) <= inner
+    return {"min_inner": float(lp[disc].min()), "min": float(lp.min()), "max": float(lp.max())}
+
+
 def gabor_space(size: int, j: int, theta: int, L: int = 8) -> np.ndarray:
     """The Gabor filter (without the Morlet correction that removes its mean)
     at kymatio's scale ``j`` and orientation ``theta``, centred."""
@@ -289,6 +311,15 @@ def energy_by_order(S: np.ndarray, J: int, L: int = 8, max_order: int = 2) -> di
     comparable with ``||x||^2`` (see :func:`image_scale`)."""
     sl = order_slices(J, L, max_order)
     return {k: 4.0**J * (S[:, s].astype(np.float64) ** 2).reshape(len(S), -1).sum(1) for k, s in sl.items()}
+
+
+def energy_shares(images: np.ndarray, J: int, L: int = 8) -> dict[int, float]:
+    """Mean over single-channel ``images`` (uint8) of the share of ``||x||^2``
+    (pixels in [0, 1]) carried by each scattering order (:func:`energy_by_order`)."""
+    energy = energy_by_order(transform(images, J, L), J, L)
+    x = (np.asarray(images).astype(np.float64) / 255).reshape(len(images), -1)
+    total = (x**2).sum(1)
+    return {k: float(np.mean(e / total)) for k, e in energy.items()}
 
 
 def image_scale(J: int) -> float:

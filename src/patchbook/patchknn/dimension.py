@@ -44,11 +44,13 @@ the first tiles the cost is the matrix product alone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from functools import lru_cache
+from typing import Callable, ContextManager, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -603,6 +605,39 @@ def curved_manifold(n: int, m: int, D: int, seed: int = 0, manifold: int = 0, sc
     return math.sqrt(2.0 / D) * torch.cos(scale * z @ W.T + b)
 
 
+# ------------------------------------------------ Beyer's phenomenon ----
+
+def synthetic_contrast(dims: list[int], manifold_dims: list[int], n: int, n_queries: int, seed: int = 0,
+                       k: int = 20, k_min: int = 10) -> dict[str, np.ndarray]:
+    """Relative contrast and nearest-neighbour dimension of data of known dimension.
+
+    Families: i.i.d. uniform and Gaussian coordinates in ``R^D``, and for every
+    ``m`` of ``manifold_dims`` a flat ``m``-cube rotated into ``R^D``
+    (:func:`embed`, isometry seeded ``seed + 11``) and a curved ``m``-dimensional
+    set (:func:`curved_manifold`, manifold ``seed``). For every ``D`` of
+    ``dims`` at least ``m``: ``n`` points (seed ``seed + 1``) and ``n_queries``
+    queries (seed ``seed + 2``) of the family. Returns ``{family: rows}``,
+    rows ``(D, median relative contrast, Levina-Bickel dimension over
+    k_min <= k <= k)``.
+    """
+    families: dict[str, tuple[int, Callable[[int, int, int], torch.Tensor]]] = {
+        "i.i.d. uniform": (1, uniform_cube), "i.i.d. Gaussian": (1, gaussian)}
+    for m in manifold_dims:
+        families[f"flat {m}-dim."] = (m, lambda n_, D, s, m=m: embed(uniform_cube(n_, m, s), D, seed=seed + 11))
+        families[f"curved {m}-dim."] = (m, lambda n_, D, s, m=m: curved_manifold(n_, m, D, seed=s, manifold=seed))
+    out = {}
+    for name, (m, make) in families.items():
+        rows = []
+        for D in dims:
+            if D < m:
+                continue
+            res = knn(make(n_queries, D, seed + 2), make(n, D, seed + 1), k)
+            rc = relative_contrast(res.dist[:, 0], res.dmax)
+            rows.append((D, float(np.nanmedian(rc)), nn_dimension(res.dist, k_min, k).estimate))
+        out[name] = np.array(rows)
+    return out
+
+
 # ------------------------------------------------- image patches, cached ----
 
 def patch_covariance(images: np.ndarray, patch: int, n_images: int | None = None, seed: int = 0,
@@ -735,3 +770,130 @@ def patch_neighbours(train, test, patch: int, *, lam: float | None, n_database: 
            "n_database": n_database, "n_queries": n_queries, "k": k, "n_cov_images": n_cov_images,
            "seed": seed}
     return memo_arrays("dimension-knn", key, compute)
+
+
+# ------------------------------------------- the dimensions of patches ----
+
+Timer = Callable[[str], ContextManager]
+
+
+def _no_timer(name: str) -> ContextManager:
+    return contextlib.nullcontext()
+
+
+def matched_k(k: int, n_database: int, n_all: int) -> int:
+    """The ``k`` whose ball among ``n_database`` points holds the same share of
+    the data as the ``k``-th neighbour among all ``n_all`` points:
+    ``round(k n_database / n_all)`` (at most ``k``)."""
+    return min(k, round(k * n_database / n_all))
+
+
+@lru_cache(maxsize=64)
+def gaussian_contrast(d: int, n: int, n_queries: int, seed: int = 0, db_batch: int = 16384,
+                      device: str = "cpu") -> float:
+    """Median relative contrast of ``n_queries`` i.i.d. standard Gaussian
+    queries (seed ``seed + 5``) against ``n`` such points in ``R^d`` (seed
+    ``seed + 6``): the reference of no structure beyond second moments."""
+    g = knn(gaussian(n_queries, d, seed + 5), GaussianDatabase(n, d, seed + 6), 1, db_batch=db_batch, device=device)
+    return float(np.nanmedian(relative_contrast(g.dist[:, 0], g.dmax)))
+
+
+@dataclass(frozen=True)
+class PatchDimensions:
+    """The dimensions of the ``Q x Q`` patches of one data set, raw or whitened.
+
+    ``nn``: Levina-Bickel over ``k_min <= k <= K`` (:func:`nn_dimension`),
+    ``nn_K`` at ``k = K``, ``nn_inv`` its inverse average, ``nn_star`` at the
+    matched scale ``k_star`` (:func:`matched_k`; ``None`` below ``k_min``),
+    ``per_k`` the per-``k`` estimates; ``cov`` the covariance dimensions;
+    ``n_db`` / ``n_all`` database patches / all patches of the training
+    images; ``n_exact`` distances recomputed exactly; ``duplicates`` the share
+    of queries with a copy in the database; ``undefined`` the share of
+    (point, k) left out; ``contrast`` / ``contrast_gauss`` the median relative
+    contrast of the queries / of i.i.d. Gaussian data of the same ``d`` and
+    ``n_db``; ``seconds`` / ``cpu_seconds`` of the search.
+    """
+
+    name: str
+    Q: int
+    d: int
+    kind: str
+    nn: float
+    nn_K: float
+    nn_inv: float
+    k_star: int
+    nn_star: float | None
+    per_k: np.ndarray
+    cov: CovarianceDimension
+    n_db: int
+    n_all: int
+    n_exact: int
+    duplicates: float
+    undefined: float
+    contrast: float
+    contrast_gauss: float
+    seconds: float
+    cpu_seconds: float
+
+
+def patch_dimensions(name: str, train, test, patch: int, *, lam: float, n_database: int | None,
+                     n_queries: int, k: int, k_min: int, n_cov_images: int | None, energy_tol: float,
+                     contrast_queries: int, seed: int = 0, db_batch: int = 16384, device: str = "cpu",
+                     timer: Timer = _no_timer) -> tuple[list[PatchDimensions], np.ndarray]:
+    """The raw and whitened (``lam``) :class:`PatchDimensions` of the
+    ``patch x patch`` patches of data set ``name`` (``train``, ``test``: as for
+    :func:`patch_neighbours`), and the spectrum of the raw patch covariance
+    (of every patch of ``n_cov_images`` train images). ``timer(stage)``
+    times the covariance, the searches and the Gaussian reference."""
+    with timer(f"covariance {name}"):
+        mom = patch_covariance(train.images, patch, n_cov_images, seed, train.fingerprint, device)
+    s = spectrum(mom["cov"])
+    rows = []
+    for kind, lm in (("raw", None), ("whitened", lam)):
+        with timer(f"k-NN {name}"):
+            out = patch_neighbours(train, test, patch, lam=lm, n_database=n_database, n_queries=n_queries, k=k,
+                                   n_cov_images=n_cov_images, seed=seed, db_batch=db_batch, device=device)
+        nd = nn_dimension(out["dist"], k_min, k)
+        n_db, n_all = int(out["n_database"]), int(out["n_all"])
+        k_star = matched_k(k, n_db, n_all)
+        with timer("Gaussian reference"):
+            gauss = gaussian_contrast(3 * patch * patch, n_db, contrast_queries, seed, db_batch, str(device))
+        rows.append(PatchDimensions(
+            name=name, Q=patch, d=3 * patch * patch, kind=kind, nn=nd.estimate, nn_K=nd.at_k_max,
+            nn_inv=nn_dimension(out["dist"], k_min, k, average="inverse").estimate, k_star=k_star,
+            nn_star=float(nd.per_k[k_star - 1]) if k_star >= k_min else None, per_k=nd.per_k,
+            cov=covariance_dimension(s if lm is None else whitened_spectrum(s, lm), energy_tol),
+            n_db=n_db, n_all=n_all, n_exact=int(out["n_exact"]), duplicates=float((out["dist"][:, 0] == 0).mean()),
+            undefined=nd.undefined,
+            contrast=float(np.nanmedian(relative_contrast(nearest_positive(out["dist"]), out["dmax"]))),
+            contrast_gauss=gauss, seconds=float(out["seconds"]), cpu_seconds=float(out["cpu_seconds"])))
+    return rows, s
+
+
+def database_size_study(train, test, patch: int, sizes: list[int], *, lam: float, n_queries: int, k: int,
+                        k_min: int, n_cov_images: int | None, seed: int = 0, db_batch: int = 16384,
+                        device: str = "cpu") -> dict[tuple[str, int], NNDimension]:
+    """:func:`nn_dimension` of raw and whitened patches against databases of
+    each size ``n`` of ``sizes`` (``K = min(k, n // 2)``): ``{(kind, n): ...}``."""
+    out = {}
+    for n in sizes:
+        kk = min(k, n // 2)
+        for kind, lm in (("raw", None), ("whitened", lam)):
+            nb = patch_neighbours(train, test, patch, lam=lm, n_database=n, n_queries=n_queries, k=kk,
+                                  n_cov_images=n_cov_images, seed=seed, db_batch=db_batch, device=device)
+            out[kind, n] = nn_dimension(nb["dist"], k_min, kk)
+    return out
+
+
+def at_ball_mass(per_k: dict[int, np.ndarray], mass: float, k_min: int) -> list[tuple[int, float]]:
+    """The estimate at one ball mass ``k / n``: ``(n, per_k[n][k - 1])`` at
+    ``k = round(mass n)`` for every database size ``n`` of ``per_k`` (in its
+    order; ``per_k[n]`` the per-``k`` estimates of :attr:`NNDimension.per_k`,
+    one per ``k = 1..K``) whose estimates cover that ``k``
+    (``k_min <= k <= K``)."""
+    out = []
+    for n, curve in per_k.items():
+        k = round(mass * n)
+        if k_min <= k <= len(curve):
+            out.append((n, float(curve[k - 1])))
+    return out
