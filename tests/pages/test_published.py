@@ -32,7 +32,11 @@ def test_entry_rules():
         ({**ok, "relation": ">"}, "relation"),
         ({**ok, "colour": "red"}, "unknown fields"),
         ({"value": 1.0, "unit": "%", "kind": "printed", "setting": "s", "source": "k"}, "where"),
+        ({"value": 7.1, "unit": "", "kind": "data", "setting": "s", "source": "k", "file": "data/x"}, "where in it"),
     ]
+    d = _entry("p", "d", {"value": 7.1, "unit": "", "kind": "data", "setting": "s", "source": "k",
+                          "file": "data/x", "where": "Idim[0]"})
+    assert d.provenance() == "from the authors' data file, `data/x`, Idim[0]"
     for d, msg in bad:
         with pytest.raises(RegistryError, match=msg):
             _entry("p", "a", d)

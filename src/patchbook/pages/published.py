@@ -7,7 +7,7 @@ their home; other pages quote them by id), one mapping per entry::
     simplepatch-2048:                # id: "cifar10-table/simplepatch-2048"
       value: 82.70
       unit: "%"
-      kind: best                     # best | final | printed | bound
+      kind: best                     # best | final | printed | bound | data
       setting: "CIFAR-10, |D| = 2048, Q = 6, ..., 80 epochs, crop + flip"
       source: thiry2021unreasonable  # a key of book/references.bib
       file: ablation_study/ablation_study_K.txt   # the authors' file (louity/patches) ...
@@ -18,7 +18,9 @@ their home; other pages quote them by id), one mapping per entry::
 
 Kinds: ``best`` (best test accuracy over the epochs of a log), ``final``
 (after the last epoch), ``printed`` (as printed in the talk or the paper,
-with ``where``), ``bound`` (a bound such as "> 99 %", with ``relation``).
+with ``where``), ``bound`` (a bound such as "> 99 %", with ``relation``),
+``data`` (a value the authors saved in a data file, with ``file`` and
+``where``: which array and entry).
 Values are copied as the source prints them; nothing is averaged or rounded
 into a new number. A bound has no gap: it is shown as a bound.
 """
@@ -33,11 +35,11 @@ from typing import Any
 
 import yaml
 
-KINDS = ("best", "final", "printed", "bound")
+KINDS = ("best", "final", "printed", "bound", "data")
 RELATIONS = (">", ">=", "<", "<=")
 _FIELDS = {"value", "unit", "kind", "setting", "source", "file", "line", "where", "relation", "note"}
 KIND_TEXT = {"best": "best over epochs", "final": "after the last epoch", "printed": "as printed",
-             "bound": "a bound"}
+             "bound": "a bound", "data": "from the authors' data file"}
 
 
 class RegistryError(ValueError):
@@ -74,7 +76,11 @@ class Published:
 
     def provenance(self) -> str:
         """Where the value comes from, in words: its kind and its file and line or slide."""
-        where = f"`{self.file}` line {self.line}" if self.file else (self.where or "")
+        if self.file:
+            where = f"`{self.file}`" + (f" line {self.line}" if self.line else "")
+            where += f", {self.where}" if self.where and not self.line else ""
+        else:
+            where = self.where or ""
         return f"{KIND_TEXT[self.kind]}, {where}" if where else KIND_TEXT[self.kind]
 
     def citation(self) -> str:
@@ -120,6 +126,8 @@ def _entry(page: str, key: str, d: Any) -> Published:
         raise RegistryError(f"{eid}: relation must be one of {RELATIONS}, got {d['relation']!r}")
     if kind in ("best", "final") and not ("file" in d and "line" in d):
         raise RegistryError(f"{eid}: a {kind} value comes from a log: give its file and line")
+    if kind == "data" and not ("file" in d and "where" in d):
+        raise RegistryError(f"{eid}: a data value names its file and where in it (array, entry)")
     if kind in ("printed", "bound") and "file" not in d and "where" not in d:
         raise RegistryError(f"{eid}: say where the value is printed (where: slide or table)")
     if "line" in d and (not isinstance(d["line"], int) or d["line"] < 1):
