@@ -4,7 +4,13 @@ import pytest
 import torch
 import torchvision
 
-from patchbook.features import IMAGENET_MEAN, IMAGENET_STD, LayerFeatures, layer_names, trunk
+from patchbook.features import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LayerFeatures,
+    layer_names,
+    trunk,
+)
 
 
 def test_layer_names_match_the_torchvision_modules():
