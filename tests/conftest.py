@@ -20,7 +20,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("PATCHBOOK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def missing(reason: str) -> None:
@@ -77,7 +77,8 @@ def vgg16_weights() -> dict:
     try:
         return load_conv_weights("vgg16")
     except DataNotFoundError as exc:
-        missing(f"no VGG16 weights: {str(exc).splitlines()[0]}")
+        reason = f"no VGG16 weights: {str(exc).splitlines()[0]}"
+    missing(reason)
 
 
 @pytest.fixture

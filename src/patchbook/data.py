@@ -549,7 +549,8 @@ def load_conv_weights(name: str, root: str | os.PathLike | None = None) -> dict:
     ``torchvision.models.<name>().features``; ``name`` in ``{"vgg16", "alexnet"}``.
 
     Reads the offline file under the data root; if it is absent, falls back
-    to torchvision's own pretrained weights (a download). Raises
+    to torchvision's own pretrained weights (a download, unless
+    ``PATCHBOOK_OFFLINE=1``). Raises
     :class:`DataNotFoundError` when neither can be had: never random weights.
     """
 
@@ -559,8 +560,11 @@ def load_conv_weights(name: str, root: str | os.PathLike | None = None) -> dict:
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
         return {k: v.float() for k, v in state.items()}
+    if os.environ.get("PATCHBOOK_OFFLINE") == "1":
+        raise DataNotFoundError(f"No {name} weights: expected {path} (a state dict of torchvision.models.{name}()"
+                                f".features), and PATCHBOOK_OFFLINE=1 forbids torchvision's download. Set "
+                                f"PATCHBOOK_DATA to a data root holding {_WEIGHTS[name]}.")
     try:
-
         weights = {"vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
                    "alexnet": torchvision.models.AlexNet_Weights.IMAGENET1K_V1}[name]
         model = getattr(torchvision.models, name)(weights=weights)
