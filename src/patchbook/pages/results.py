@@ -6,9 +6,8 @@ the hardware and the date. ``results/smoke`` and ``results/laptop`` are
 rebuilt by the book (:func:`clear` starts a profile's records afresh);
 ``results/paper`` holds full-scale runs that users commit.
 
-A results file is read, updated and replaced under an exclusive lock on a
-lock file beside it (``.<notebook>.json.lock``), so processes recording into
-the same file lose nothing. Files are strict JSON: a non-finite number (NaN,
+A results file is read, updated and replaced under an exclusive lock on its
+folder, so processes recording into the same file lose nothing. Files are strict JSON: a non-finite number (NaN,
 infinity) is written as ``null`` and named in the record's ``non_finite``
 field, never as a bare ``NaN``; a file that is not valid JSON fails with a
 one-line :class:`ResultsError` naming it.
@@ -21,6 +20,7 @@ import datetime as _dt
 import fcntl
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -63,14 +63,15 @@ def results_file(notebook: str, profile: str) -> Path:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold the exclusive lock of the results file ``path``."""
+    """Hold the exclusive lock of the folder of the results file ``path``
+    (a lock on the folder itself: no lock file is left beside the records)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _refuse_constant(name: str) -> Any:
