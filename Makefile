@@ -9,7 +9,19 @@ PROFILE ?= laptop
 # The data root. Defaults to the offline copy beside the checkout when there
 # is one; set PATCHBOOK_DATA to use another (or leave it empty to download).
 PATCHBOOK_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+# Relative paths are made absolute here, against the checkout: notebook
+# kernels run in notebooks/ (paths starting with ~ are left to the library).
+absolute = $(if $(filter ~%,$(1)),$(1),$(abspath $(1)))
+override PATCHBOOK_DATA := $(if $(strip $(PATCHBOOK_DATA)),$(call absolute,$(PATCHBOOK_DATA)),)
 export PATCHBOOK_DATA
+ifneq ($(strip $(PATCHBOOK_CACHE)),)
+override PATCHBOOK_CACHE := $(call absolute,$(PATCHBOOK_CACHE))
+export PATCHBOOK_CACHE
+endif
+ifneq ($(strip $(PATCHBOOK_RESULTS)),)
+override PATCHBOOK_RESULTS := $(call absolute,$(PATCHBOOK_RESULTS))
+export PATCHBOOK_RESULTS
+endif
 export PATH := $(abspath $(BIN)):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -40,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/encoding.py
 
 clean:
-	rm -rf _build results/smoke results/laptop
+	rm -rf _build results/smoke results/laptop results/overrides

@@ -4,16 +4,22 @@ An entry is keyed by a hash of everything it depends on: the caller's
 parameters, the fingerprint of the data it was computed from and the library's
 code (:func:`code_version`), so a change in any of them recomputes it.
 Entries are written atomically (temporary file, then rename), so an
-interrupted run never leaves a half-written entry behind.
+interrupted run never leaves a half-written entry behind; folders are created
+private to the user and entries are read as data only (``np.load`` without
+pickles, ``torch.load(weights_only=True)``). A cache that cannot be written
+is warned about once, and everything is computed without it.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import json
 import os
+import re
 import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -126,8 +132,27 @@ def cache_path(namespace: str, key: dict, suffix: str, include_code: bool = True
     return cache_root() / namespace / f"{stable_hash(full)}{suffix}"
 
 
+def private_dir(path: Path) -> Path:
+    """Create the folder ``path`` and its missing parents private to the user
+    (mode ``0o700``); an existing folder is left as it is."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made by a concurrent process
+            pass
+    return path
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it.
+    The file is private to the user (``0o600``, as :func:`tempfile.mkstemp`
+    makes it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
@@ -139,6 +164,60 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.unlink(tmp)
 
 
+_WARNED_UNWRITABLE: set[str] = set()
+
+
+def warn_unwritable(exc: OSError) -> None:
+    """Warn, once per process and cache folder, that the cache cannot be
+    written and results are computed without caching."""
+    root = str(cache_root())
+    if root in _WARNED_UNWRITABLE:
+        return
+    _WARNED_UNWRITABLE.add(root)
+    warnings.warn(f"patchbook: the cache {root} is not writable ({type(exc).__name__}: {exc}); "
+                  "computing without caching (set PATCHBOOK_CACHE to a writable folder)",
+                  RuntimeWarning, stacklevel=3)
+
+
+def store(path: Path, write: Callable[[Path], None]) -> bool:
+    """Write a cache entry atomically into a private folder; if the cache is
+    not writable, warn once (:func:`warn_unwritable`) and return ``False``."""
+    try:
+        private_dir(path.parent)
+        atomic_write(path, write)
+        return True
+    except OSError as exc:
+        warn_unwritable(exc)
+        return False
+
+
+def _read_entry(path: Path, read: Callable[[Path], Any]) -> tuple[bool, Any]:
+    """``(True, read(path))``, or ``(False, None)`` when the entry is absent or
+    corrupt (a corrupt entry is removed, not trusted)."""
+    try:
+        if not path.is_file():
+            return False, None
+        return True, read(path)
+    except Exception:  # noqa: BLE001 - any failure to read means: recompute
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return False, None
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _write_npz(arrays: dict[str, np.ndarray]) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return write
+
+
 def memo_arrays(
     namespace: str,
     key: dict,
@@ -147,31 +226,39 @@ def memo_arrays(
 ) -> dict[str, np.ndarray]:
     """Return the arrays ``compute()`` gives, from the cache when present.
 
-    ``compute`` returns a dict of numpy arrays; they are stored in one ``.npz``.
-    Set ``include_code=False`` for entries that do not depend on the library's
-    code (decoded images, say), so they survive code changes.
+    ``compute`` returns a dict of numpy arrays; they are stored in one ``.npz``
+    (read back with ``allow_pickle=False``). Set ``include_code=False`` for
+    entries that do not depend on the library's code (decoded images, say),
+    so they survive code changes. An unwritable cache warns once and computes.
     """
     path = cache_path(namespace, key, ".npz", include_code=include_code)
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        except Exception:  # a corrupt entry is recomputed, not trusted
-            path.unlink(missing_ok=True)
+    found, arrays = _read_entry(path, _read_npz)
+    if found:
+        return arrays
     arrays = compute()
-    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    store(path, _write_npz(arrays))
     return arrays
 
 
 def memo_torch(namespace: str, key: dict, compute: Callable[[], Any], include_code: bool = True) -> Any:
-    """Like :func:`memo_arrays` for anything ``torch.save`` can store."""
-
+    """Like :func:`memo_arrays` for tensors, state dicts and containers of
+    them: dicts, lists and tuples of tensors, numbers, strings, booleans and
+    ``None``. Entries are read with ``torch.load(weights_only=True)``, so an
+    entry planted in the cache can hold no code; a value that could not be read
+    back that way is refused with a ``TypeError`` before it is stored."""
     path = cache_path(namespace, key, ".pt", include_code=include_code)
-    if path.exists():
-        try:
-            return torch.load(path, weights_only=False)
-        except Exception:
-            path.unlink(missing_ok=True)
+    found, value = _read_entry(path, lambda p: torch.load(p, weights_only=True))
+    if found:
+        return value
     value = compute()
-    atomic_write(path, lambda tmp: torch.save(value, tmp))
+    buf = io.BytesIO()
+    torch.save(value, buf)
+    try:
+        torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    except Exception as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f"it holds a {found.group(1)}" if found else f"{type(exc).__name__}"
+        raise TypeError(f"memo_torch({namespace!r}) stores tensors and dicts, lists, tuples of tensors, "
+                        f"Python numbers and strings only (read back with weights_only=True); {what}") from None
+    store(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
     return value

@@ -1,19 +1,31 @@
 """The data layer: datasets as numpy arrays, paintings, photographs, weights.
 
 Every loader reads from a data root: the ``root`` argument, else
-``$PATCHBOOK_DATA``, else ``~/.cache/patchbook/data``. Where a dataset is
-missing and torchvision can download it (MNIST, CIFAR-10), it is downloaded
-into the root; otherwise a :class:`DataNotFoundError` names the layout that
-was expected and the variable to set.
+``$PATCHBOOK_DATA``, else ``$PATCHBOOK_CACHE/data`` (``~/.cache/patchbook/data``
+when ``PATCHBOOK_CACHE`` is unset). Where a dataset is missing and torchvision
+can download it (MNIST, CIFAR-10), it is downloaded into the root, unless the
+root lies inside the patchbook checkout (nothing is downloaded into the
+repository); otherwise a :class:`DataNotFoundError` names the layout that was
+expected and the variable to set.
 
-Decoded arrays are cached under ``$PATCHBOOK_CACHE`` keyed by a fingerprint of
-the source files, so the 60,000 CIFAR-10 JPEGs are decoded once.
+Decoded ImageFolder arrays are cached under ``$PATCHBOOK_CACHE``, keyed by the
+class list and every file's name, size, modification and change times and
+inode, so the 60,000 CIFAR-10 JPEGs are decoded once and a moved, swapped or
+edited file is decoded again. A dataset's :attr:`Dataset.fingerprint` hashes
+its content (decoded pixels and labels, or the bytes of the source files).
+
+Files are read as data only: IDX headers and label ranges are checked, and
+CIFAR-10 python batches are unpickled with an unpickler that can build only
+dicts, lists, strings, bytes, numbers and numpy arrays (never code).
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
+import io
+import json
 import os
 import pickle
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +39,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from patchbook.cache import memo_arrays
-from patchbook.paths import data_root
+from patchbook.paths import data_root, inside_checkout
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -54,6 +66,11 @@ class DataNotFoundError(FileNotFoundError):
 
 class CorruptImageError(ValueError):
     """An image file could not be decoded."""
+
+
+class CorruptDataError(ValueError):
+    """A data file is not what its name says (a bad IDX header, labels out of
+    range, a CIFAR-10 batch that is not one or that would run code)."""
 
 
 @dataclass(frozen=True)
@@ -88,23 +105,29 @@ def _check_split(name: str, split: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name}: unknown split {split!r}; expected one of {allowed}")
 
 
-def _file_fingerprint(paths: list[Path], base: Path, head_bytes: int = 65536) -> str:
-    """Hash of relative names, sizes and the first bytes of each file."""
+def _content_fingerprint(*parts: bytes | np.ndarray | str) -> str:
+    """Hash of byte strings, arrays (dtype, shape and bytes) and strings."""
     h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(str(p.relative_to(base)).encode())
-        h.update(str(p.stat().st_size).encode())
-        with open(p, "rb") as f:
-            h.update(f.read(head_bytes))
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype.str}{part.shape}".encode())
+            part = memoryview(np.ascontiguousarray(part)).cast("B")
+        elif isinstance(part, str):
+            part = part.encode()
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
     return h.hexdigest()[:16]
 
 
-def _tree_fingerprint(files: list[Path], base: Path) -> str:
-    """Hash of relative names and sizes (cheap for tens of thousands of files)."""
-    h = hashlib.sha256()
+def _stat_key(files: list[Path], base: Path, classes: tuple[str, ...]) -> str:
+    """Cache key of an ImageFolder tree: the class list and each file's
+    relative name, size, modification and change times and inode (cheap for
+    tens of thousands of files; a file moved, swapped or rewritten changes it)."""
+    h = hashlib.sha256(json.dumps(list(classes)).encode())
     for p in files:
-        h.update(str(p.relative_to(base)).encode())
-        h.update(str(p.stat().st_size).encode())
+        st = p.stat()
+        h.update(f"{p.relative_to(base)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n"
+                 .encode())
     return h.hexdigest()[:16]
 
 
@@ -141,17 +164,32 @@ def _decode_many(paths: list[Path], desc: str, size: tuple[int, int] | None = No
     return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
 
 
+def _visible(p: Path) -> bool:
+    """Not a hidden file or folder (``.ipynb_checkpoints``, ``.DS_Store``...)."""
+    return not p.name.startswith(".")
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and _visible(d))
+
+
 def _list_imagefolder(folder: Path, classes: tuple[str, ...] | None = None) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
-    """Files and labels of an ImageFolder tree; classes sorted unless given."""
+    """Files and labels of an ImageFolder tree; classes sorted unless given.
+    Hidden folders and files are skipped; a class folder without images is an
+    error naming it."""
     if classes is None:
-        classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir()))
+        classes = tuple(_class_folders(folder))
     files: list[Path] = []
     labels: list[int] = []
     for i, cls in enumerate(classes):
         d = folder / cls
         if not d.is_dir():
             raise DataNotFoundError(f"Class folder {d} is missing (expected one sub-folder per class).")
-        imgs = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        imgs = sorted(p for p in d.iterdir()
+                      if _visible(p) and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not imgs:
+            raise DataNotFoundError(f"Class folder {d} has no images (expected files ending in "
+                                    f"{', '.join(IMAGE_SUFFIXES)}); add its images or remove the folder.")
         files += imgs
         labels += [i] * len(imgs)
     return files, np.asarray(labels, dtype=np.int64), classes
@@ -162,30 +200,52 @@ def _load_imagefolder(folder: Path, name: str, classes: tuple[str, ...] | None =
     files, labels, classes = _list_imagefolder(folder, classes)
     if not files:
         raise DataNotFoundError(f"No images under {folder} (expected {_LAYOUTS['imagefolder']}).")
-    fp = _tree_fingerprint(files, folder)
-    key = {"source": "imagefolder", "fingerprint": fp, "image_size": image_size}
-    arrays = memo_arrays(
-        "datasets", key,
-        lambda: {"images": _decode_many(files, f"decoding {name}", image_size), "labels": labels},
-        include_code=False,
-    )
-    return Dataset(arrays["images"], arrays["labels"].astype(np.int64), tuple(classes), fp)
+    key = {"source": "imagefolder", "files": _stat_key(files, folder, classes),
+           "image_size": None if image_size is None else list(image_size)}
+
+    def decode() -> dict[str, np.ndarray]:
+        images = _decode_many(files, f"decoding {name}", image_size)
+        fp = _content_fingerprint(images, labels, json.dumps(list(classes)))
+        return {"images": images, "labels": labels, "fingerprint": np.asarray(fp)}
+
+    arrays = memo_arrays("datasets", key, decode, include_code=False)
+    return Dataset(arrays["images"], arrays["labels"].astype(np.int64), tuple(classes),
+                   str(arrays["fingerprint"]))
 
 
 # ----------------------------------------------------------------- MNIST ----
 
-def _read_idx(path: Path) -> np.ndarray:
+_IDX_UBYTE = 0x08
+
+
+def _read_idx(path: Path, ndim: int, what: str) -> tuple[np.ndarray, bytes]:
+    """The ``uint8`` array of an IDX file of ``ndim`` dimensions and the file's
+    (decompressed) bytes; a bad header, type, shape or size is a
+    :class:`CorruptDataError` naming the file."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path} is not an IDX file")
-    ndim = data[3]
-    dims = np.frombuffer(data, dtype=">i4", count=ndim, offset=4)
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise CorruptDataError(f"Cannot read IDX file {path}: {exc}") from exc
+    if len(data) < 4 or data[:2] != b"\0\0":
+        raise CorruptDataError(f"{path} is not an IDX file (its magic number starts {data[:2]!r}, "
+                               "expected two zero bytes)")
+    if data[2] != _IDX_UBYTE:
+        raise CorruptDataError(f"{path}: IDX values of type 0x{data[2]:02x}; expected 0x08 (unsigned bytes)")
+    if data[3] != ndim:
+        raise CorruptDataError(f"{path}: an IDX file of {data[3]} dimension(s); expected {ndim} ({what})")
+    if len(data) < 4 + 4 * ndim:
+        raise CorruptDataError(f"{path}: truncated IDX header")
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    if min(dims) == 0:
+        raise CorruptDataError(f"{path}: IDX dimensions {dims} include a zero")
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: truncated IDX file ({arr.size} of {int(np.prod(dims))} values)")
-    return arr.reshape(tuple(int(d) for d in dims))
+    want = int(np.prod(dims))
+    if arr.size != want:
+        state = "truncated" if arr.size < want else "too long"
+        raise CorruptDataError(f"{path}: {state} IDX file ({arr.size} values, its header {dims} says {want})")
+    return arr.reshape(dims), data
 
 
 def _find_idx(raw: Path, stem: str) -> Path | None:
@@ -205,15 +265,61 @@ def _load_mnist(root: Path, split: str, download: bool) -> Dataset:
         img, lab = _find_idx(raw, f"{prefix}-images-idx3-ubyte"), _find_idx(raw, f"{prefix}-labels-idx1-ubyte")
         if img is None or lab is None:
             raise _missing("mnist", root)
-    images = _read_idx(img)[..., None]
-    labels = _read_idx(lab).astype(np.int64)
+    images, img_bytes = _read_idx(img, 3, "images: count x height x width")
+    labels, lab_bytes = _read_idx(lab, 1, "labels: count")
     if len(images) != len(labels):
-        raise ValueError(f"MNIST {split}: {len(images)} images but {len(labels)} labels")
-    fp = _file_fingerprint([img, lab], root)
-    return Dataset(images, labels, tuple(str(i) for i in range(10)), fp)
+        raise CorruptDataError(f"MNIST {split}: {len(images)} images in {img} but {len(labels)} labels in {lab}")
+    bad = np.flatnonzero(labels > 9)
+    if bad.size:
+        raise CorruptDataError(f"{lab}: labels must be digits 0-9, found {int(labels[bad[0]])} at index {bad[0]}")
+    fp = _content_fingerprint(img_bytes, lab_bytes)
+    return Dataset(images[..., None], labels.astype(np.int64), tuple(str(i) for i in range(10)), fp)
 
 
 # -------------------------------------------------------------- CIFAR-10 ----
+
+def _numpy_reconstruct():
+    core = getattr(np, "_core", None) or np.core
+    return core.multiarray._reconstruct
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings, bytes, numbers and numpy arrays only: the
+    globals a pickled array needs are the only ones it resolves."""
+
+    _ARRAY_GLOBALS = {
+        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy", "dtype"): lambda: np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+        ("_codecs", "encode"): lambda: codecs.encode,  # bytes in Python 3 pickles of protocol 2
+    }
+
+    def find_class(self, module: str, name: str):
+        make = self._ARRAY_GLOBALS.get((module, name))
+        if make is None:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}")
+        return make()
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(images N x 32 x 32 x 3 uint8, labels N int64)`` of a CIFAR-10 python
+    batch, unpickled without running code; anything else is a
+    :class:`CorruptDataError` naming the file."""
+    expected = ("a CIFAR-10 python batch holds a dict of 'data' (uint8 N x 3072) and 'labels' "
+                "(N integers 0-9), made of dicts, lists, strings, bytes, numbers and numpy arrays only")
+    try:
+        batch = _BatchUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise CorruptDataError(f"Refusing to load {path}: {exc} ({expected}; nothing in it was run)") from exc
+    data = batch.get("data") if isinstance(batch, dict) else None
+    labels = batch.get("labels") if isinstance(batch, dict) else None
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == 3072 and isinstance(labels, list) and len(labels) == len(data)
+            and all(type(v) is int and 0 <= v <= 9 for v in labels)):
+        raise CorruptDataError(f"{path} is not a CIFAR-10 batch: {expected}")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels, np.int64)
+
 
 def _load_cifar_pickles(folder: Path, split: str) -> Dataset:
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
@@ -221,14 +327,10 @@ def _load_cifar_pickles(folder: Path, split: str) -> Dataset:
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise DataNotFoundError(f"CIFAR-10 pickles incomplete: missing {missing[0]}")
-    xs, ys = [], []
-    for p in paths:
-        with open(p, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
-        xs.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        ys.append(np.asarray(batch["labels"], np.int64))
-    fp = _file_fingerprint(paths, folder.parent)
-    return Dataset(np.concatenate(xs), np.concatenate(ys), CIFAR10_CLASSES, fp)
+    xs, ys = zip(*(_read_cifar_batch(p) for p in paths))
+    images, labels = np.concatenate(xs), np.concatenate(ys)
+    fp = _content_fingerprint(images, labels)
+    return Dataset(images, labels, CIFAR10_CLASSES, fp)
 
 
 def _load_cifar10(root: Path, split: str, download: bool) -> Dataset:
@@ -241,7 +343,7 @@ def _load_cifar10(root: Path, split: str, download: bool) -> Dataset:
         folder = jpeg / split
         if not folder.is_dir():
             raise _missing("cifar10", root, f"{jpeg} exists but has no {split}/ folder.")
-        found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+        found = _class_folders(folder)
         if tuple(found) != tuple(sorted(CIFAR10_CLASSES)):
             raise _missing("cifar10", root, f"{folder} has class folders {found}; expected {list(CIFAR10_CLASSES)}.")
         return _load_imagefolder(folder, f"cifar10/{split}", CIFAR10_CLASSES)
@@ -277,6 +379,11 @@ def _try_download(name: str, root: Path, download: bool) -> None:
     """Download ``name`` into ``root`` with torchvision, if allowed and possible."""
     if not download or os.environ.get("PATCHBOOK_OFFLINE") == "1":
         return
+    checkout = inside_checkout(root)
+    if checkout is not None:
+        raise _missing(name, root, f"Not downloading it there: {root} is inside the patchbook checkout "
+                       f"{checkout}, and nothing is downloaded into the repository. Set PATCHBOOK_DATA to a "
+                       "folder outside it, or unset it to download into $PATCHBOOK_CACHE/data.")
     if root.exists() and not os.access(root, os.W_OK):
         return
 
@@ -442,7 +549,8 @@ def load_conv_weights(name: str, root: str | os.PathLike | None = None) -> dict:
     ``torchvision.models.<name>().features``; ``name`` in ``{"vgg16", "alexnet"}``.
 
     Reads the offline file under the data root; if it is absent, falls back
-    to torchvision's own pretrained weights (a download). Raises
+    to torchvision's own pretrained weights (a download, unless
+    ``PATCHBOOK_OFFLINE=1``). Raises
     :class:`DataNotFoundError` when neither can be had: never random weights.
     """
 
@@ -452,8 +560,11 @@ def load_conv_weights(name: str, root: str | os.PathLike | None = None) -> dict:
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
         return {k: v.float() for k, v in state.items()}
+    if os.environ.get("PATCHBOOK_OFFLINE") == "1":
+        raise DataNotFoundError(f"No {name} weights: expected {path} (a state dict of torchvision.models.{name}()"
+                                f".features), and PATCHBOOK_OFFLINE=1 forbids torchvision's download. Set "
+                                f"PATCHBOOK_DATA to a data root holding {_WEIGHTS[name]}.")
     try:
-
         weights = {"vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
                    "alexnet": torchvision.models.AlexNet_Weights.IMAGENET1K_V1}[name]
         model = getattr(torchvision.models, name)(weights=weights)

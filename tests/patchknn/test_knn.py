@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import warnings
 from functools import lru_cache
 
 import pytest
 import torch
+from conftest import missing
 
 from patchbook.patchknn import knn
 from patchbook.patchknn.knn import (
@@ -29,7 +34,7 @@ def backend(request, monkeypatch):
     """Run a test with the compiled kernel and with the pure-torch path."""
     if request.param == "native":
         if not knn.native_available():
-            pytest.skip(f"native kernel unavailable: {knn._native_state.get('error')}")
+            missing(f"native kernel unavailable: {knn._native_state.get('error')}")
     else:
         monkeypatch.setenv("PATCHBOOK_KNN_NATIVE", "0")
     return request.param
@@ -88,7 +93,7 @@ def test_knn_mask_equals_reference(name, backend):
 def test_parallel_rows():
     """The native kernel's threaded loop (used above 2**15 entries)."""
     if not knn.native_available():
-        pytest.skip("native kernel unavailable")
+        missing(f"native kernel unavailable: {knn._native_state.get('error')}")
     torch.set_num_threads(2)
     try:
         s = torch.randint(0, 50, (24, 2048), generator=torch.Generator().manual_seed(5)).float()
@@ -135,6 +140,133 @@ def test_falls_back_to_torch_without_a_working_compiler(cxx, monkeypatch, tmp_pa
         assert not knn.native_available()
     s = torch.randint(0, 3, (20, 100)).float()
     assert torch.equal(knn_mask(s, 40), knn_mask_reference(s, 40))
+
+
+# ------------------------------------------- loading the native library ----
+
+@pytest.fixture(scope="module")
+def built_library(cxx, tmp_path_factory):
+    """One real build into an empty cache: ``(native folder, file name, bytes)``."""
+    root = tmp_path_factory.mktemp("native-build")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(knn, "_native_state", {})
+        mp.setenv("PATCHBOOK_CACHE", str(root / "cache"))
+        mp.setenv("HOME", str(root / "home"))
+        mp.delenv("PATCHBOOK_KNN_NATIVE", raising=False)
+        assert knn.native_available(), knn._native_state.get("error")
+    folder = root / "cache" / "native"
+    (so,) = folder.glob("knn-*.so")
+    return folder, so.name, so.read_bytes()
+
+
+@pytest.fixture
+def native_cache(built_library, monkeypatch, tmp_path):
+    """A fresh process state and a cache holding a copy of the built library;
+    rebuilds return the built bytes (counted in ``builds``) instead of compiling."""
+    folder, name, blob = built_library
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    shutil.copytree(folder, cache / "native")
+    monkeypatch.setattr(knn, "_native_state", {})
+    monkeypatch.setenv("PATCHBOOK_CACHE", str(cache))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PATCHBOOK_KNN_NATIVE", raising=False)
+    builds = []
+
+    def compile_(cxx, keys):
+        builds.append(1)
+        return name[len("knn-"):-len(".so")], blob
+
+    monkeypatch.setattr(knn, "_compile", compile_, raising=False)
+    return cache / "native" / name, blob, builds
+
+
+def _sha256(blob: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(blob).hexdigest()
+
+
+def test_the_built_library_is_private_with_its_checksum(built_library):
+    import stat
+
+    folder, name, blob = built_library
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0
+    digest = folder / f"{name}.sha256"
+    for f in (folder / name, digest):
+        assert stat.S_IMODE(f.stat().st_mode) & 0o022 == 0, f
+    assert digest.read_text().strip() == _sha256(blob)
+
+
+def _planted(cxx: str, tmp_path, marker) -> bytes:
+    """A library whose constructor creates ``marker``."""
+    src = tmp_path / "planted.cpp"
+    src.write_text('#include <cstdio>\n__attribute__((constructor)) static void planted() {\n'
+                   f'  FILE* f = std::fopen("{marker}", "w"); if (f) std::fclose(f); }}\n'
+                   'extern "C" int pb_knn_abi() { return 1; }\n')
+    subprocess.run([cxx, "-shared", "-fPIC", str(src), "-o", str(tmp_path / "planted.so")], check=True)
+    return (tmp_path / "planted.so").read_bytes()
+
+
+@pytest.mark.parametrize("how", ["without its checksum", "with its checksum, folder writable by others"])
+def test_a_planted_library_never_runs(how, native_cache, cxx, tmp_path):
+    path, blob, builds = native_cache
+    marker = tmp_path / "constructor-ran"
+    planted = _planted(cxx, tmp_path, marker)
+    path.write_bytes(planted)
+    if how != "without its checksum":
+        path.with_name(path.name + ".sha256").write_text(_sha256(planted))
+        path.parent.chmod(0o777)
+    assert knn.native_available()
+    assert not marker.exists(), "the planted library's constructor ran"
+    assert builds == [1] and path.read_bytes() == blob
+    assert path.parent.stat().st_mode & 0o077 == 0  # private again
+    s = torch.randn(5, 50)
+    assert torch.equal(knn_mask(s, 7), knn_mask_reference(s, 7))
+
+
+def test_a_library_that_does_not_load_is_rebuilt_once(native_cache):
+    path, blob, builds = native_cache
+    garbage = b"\x7fELF" + b"\0" * 200
+    path.write_bytes(garbage)
+    path.with_name(path.name + ".sha256").write_text(_sha256(garbage))  # passes the check, fails to load
+    assert knn.native_available() and builds == [1]
+    assert path.read_bytes() == blob
+
+
+def test_when_the_rebuild_fails_too_the_torch_path_warns_once(native_cache, monkeypatch):
+    path, _, builds = native_cache
+    path.write_bytes(b"garbage")
+
+    def no_compiler(cxx, keys):
+        builds.append(1)
+        raise RuntimeError("native kNN kernel did not compile")
+
+    monkeypatch.setattr(knn, "_compile", no_compiler, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not knn.native_available() and not knn.native_available()
+        s = torch.randint(0, 3, (20, 100)).float()
+        assert torch.equal(knn_mask(s, 40), knn_mask_reference(s, 40))
+    assert builds == [1]
+    assert len([w for w in caught if "torch path" in str(w.message)]) == 1
+
+
+def test_a_truncated_library_is_rebuilt_without_sigbus(native_cache, tmp_path):
+    """Run in a child process: a mapped truncated library kills it with SIGBUS."""
+    path, blob, _ = native_cache
+    path.write_bytes(blob[: len(blob) // 2])
+    good = tmp_path / "good.so"
+    good.write_bytes(blob)
+    code = ("import sys; from pathlib import Path; from patchbook.patchknn import knn; "
+            "blob = Path(sys.argv[1]).read_bytes(); key = sys.argv[2]; "
+            "knn._compile = lambda cxx, keys: (key, blob); print(knn.native_available())")
+    key = path.name[len("knn-"):-len(".so")]
+    proc = subprocess.run([sys.executable, "-c", code, str(good), key], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"rc {proc.returncode}: {proc.stderr[-500:]}"
+    assert proc.stdout.strip() == "True"
+    assert path.read_bytes() == blob
 
 
 def _reference_codes(x, atoms, k, both_signs=True, sqnorms=None, offset=None):

@@ -4,7 +4,8 @@ Notebooks are MyST Markdown files (jupytext format) under ``notebooks/``.
 Papermill cannot read Markdown, so :func:`execute` reads the file with
 jupytext and hands the notebook object to papermill with two parameters,
 ``profile`` and ``overrides`` (validated first with
-:func:`patchbook.pages.profiles.resolve`).
+:func:`patchbook.pages.profiles.resolve`). Runs whose overrides change the
+profile's parameters record into ``results/overrides/`` unless told otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from patchbook.pages import profiles
-from patchbook.paths import repo_root, results_root
+from patchbook.paths import absolute, pin_environment, repo_root, results_root
 
 
 class NotebookNotFound(ValueError):
@@ -53,14 +54,32 @@ def read(name: str):
     return nb
 
 
+def overrides_root() -> Path:
+    """Where runs with parameter overrides record by default:
+    ``<results>/overrides`` (git-ignored), never beside the book's records."""
+    return results_root() / "overrides"
+
+
+def _ignored(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# runs with parameter overrides (patchbook run -p ...): not the book's records\n*\n")
+
+
 def execute(name: str, profile: str = "laptop", overrides: dict[str, Any] | None = None,
             output: str | os.PathLike | None = None, timeout: int | None = None,
             progress: bool = False) -> Path:
     """Execute a notebook at ``profile`` and return the executed ``.ipynb``.
 
     Results go to ``<output>/<profile>/<name>.json`` and the executed notebook
-    to ``<output>/<profile>/executed/<name>.ipynb``; ``output`` defaults to the
-    repository's ``results/``.
+    to ``<output>/<profile>/executed/<name>.ipynb``. ``output`` defaults to the
+    repository's ``results/``, or to ``results/overrides/`` when ``overrides``
+    change a parameter of the profile, so such runs never mix with the book's
+    records (pass ``output=results_root()`` to record them there).
+
+    The kernel runs in ``notebooks/``; the data, cache and results folders are
+    handed to it as absolute paths (:func:`patchbook.paths.pin_environment`).
     """
     import papermill
 
@@ -69,11 +88,18 @@ def execute(name: str, profile: str = "laptop", overrides: dict[str, Any] | None
     params = profiles.resolve(name, profile, overrides)  # fails early and clearly
     for k in overrides:
         overrides[k] = params[k]
-    out_root = Path(output) if output is not None else results_root()
+    pin_environment()
+    if output is not None:
+        out_root = absolute(output)
+    elif dict(params) != dict(profiles.resolve(name, profile)):
+        out_root = overrides_root()
+        _ignored(out_root)
+    else:
+        out_root = results_root()
     out_nb = out_root / profile / "executed" / f"{name}.ipynb"
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     env_before = os.environ.get("PATCHBOOK_RESULTS")
-    os.environ["PATCHBOOK_RESULTS"] = str(out_root.resolve())
+    os.environ["PATCHBOOK_RESULTS"] = str(out_root)
     try:
         papermill.execute_notebook(
             read(name), str(out_nb),

@@ -17,7 +17,8 @@ Implementations
 :func:`knn_mask`
     Bit-for-bit the reference's mask, for every input (see "Exactness"). On
     the CPU a small native kernel (C++, built once with the machine's ``g++``
-    in about 5 s and cached under ``$PATCHBOOK_CACHE/native``) selects each
+    in about 5 s and cached under ``$PATCHBOOK_CACHE/native`` with its
+    checksum, checked before it is loaded) selects each
     row in ``O(m)``: the row's scores are cut into 256 value bins (a monotone
     map ``floor((s - min) * 256 / (max - min))``), the bin holding the
     ``K``-th score is found by bisection on counts (vectorised byte
@@ -70,6 +71,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -79,6 +81,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from patchbook import cache
 from patchbook.patchknn.patches import n_positions
 from patchbook.paths import cache_root
 
@@ -470,6 +473,15 @@ void pb_knn_codes_f64(const double* p, int64_t n, int64_t m, int64_t rs, const d
 # --------------------------------------------------------------------------
 # native kernel: built once with g++, loaded with ctypes (no torch headers,
 # so the build takes seconds, not minutes); any failure falls back to torch.
+#
+# Nothing is loaded from the cache without a check: the library's folder and
+# file must belong to the user and be writable by no one else, and the file's
+# bytes must match the SHA-256 written beside it at build time. The checked
+# bytes themselves are what gets loaded (copied into an anonymous memory file),
+# so a file swapped or truncated after the check is never mapped: no
+# constructor of a planted library runs, no truncated library can SIGBUS the
+# process. A library that fails its checks, its load or its self-check is
+# rebuilt once; if that fails too, the torch path is used with one warning.
 
 _ABI = 1
 _FLAG_SETS = (
@@ -481,6 +493,12 @@ _COMMON_FLAGS = ["-std=c++17", "-shared", "-fPIC", "-ffp-contract=off", "-fno-ma
 _BUILD_TIMEOUT_S = 60
 _native_lock = threading.Lock()
 _native_state: dict = {}
+_open_fds: list[int] = []  # memory files of the libraries loaded by this process
+
+
+class NativeCheckError(RuntimeError):
+    """A cached native library failed a check before loading (owner,
+    permissions, checksum); it is not loaded."""
 
 
 def _cpu_tag() -> str:
@@ -494,46 +512,127 @@ def _cpu_tag() -> str:
     return platform.processor()
 
 
-def _build(cxx: str) -> Path:
-    """Path of the compiled kernel: reused from the cache (``$PATCHBOOK_CACHE``
-    or the default one), else compiled there."""
+def _keys(cxx: str) -> list[tuple[list[str], str]]:
+    """``(flags, cache key)`` of each flag set, best first: the key hashes the
+    source, the compiler version, the CPU and the flags."""
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True,
                              timeout=20).stdout.split("\n")[0]
-
-    folder = cache_root() / "native"
-    keys = [hashlib.sha256("\0".join(
+    return [(flags, hashlib.sha256("\0".join(
         [_CPP_SOURCE, version, _cpu_tag(), platform.machine(), *flags, *_COMMON_FLAGS]
-    ).encode()).hexdigest()[:16] for flags in _FLAG_SETS]
+    ).encode()).hexdigest()[:16]) for flags in _FLAG_SETS]
+
+
+def _folders() -> list[Path]:
+    """Where built libraries are looked for: ``$PATCHBOOK_CACHE/native``
+    (where they are built), then the default cache's."""
+    folder = cache_root() / "native"
     try:
         default = Path.home() / ".cache" / "patchbook" / "native"
     except RuntimeError:  # no home directory
         default = folder
-    for where in (folder, default):
-        for key in keys:
-            if (where / f"knn-{key}.so").exists():
-                return where / f"knn-{key}.so"
-    folder.mkdir(parents=True, exist_ok=True)
+    return list(dict.fromkeys([folder, default]))
+
+
+def _library_files(folder: Path, key: str) -> tuple[Path, Path]:
+    return folder / f"knn-{key}.so", folder / f"knn-{key}.so.sha256"
+
+
+def _check_private(path: Path, what: str) -> None:
+    """``path`` is the user's and writable by no one else (not a link)."""
+    st = os.lstat(path)
+    kind = stat.S_ISDIR if what == "folder" else stat.S_ISREG
+    if not kind(st.st_mode):
+        raise NativeCheckError(f"{path} is not a {'folder' if what == 'folder' else 'regular file'}")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise NativeCheckError(f"{path} belongs to user {st.st_uid}, not to this user ({os.getuid()})")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise NativeCheckError(f"{path} is writable by its group or by others "
+                               f"(mode {stat.filemode(st.st_mode)})")
+
+
+def _read_checked(folder: Path, key: str) -> bytes:
+    """The bytes of the cached library ``key`` in ``folder``, after checking
+    the folder, the file and its SHA-256 (:class:`NativeCheckError` if any fails)."""
+    so, digest = _library_files(folder, key)
+    _check_private(folder, "folder")
+    _check_private(so, "file")
+    _check_private(digest, "file")
+    blob = so.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != digest.read_text().strip():
+        raise NativeCheckError(f"{so} does not match its checksum {digest.name} (truncated or replaced)")
+    return blob
+
+
+def _cached(keys: list[tuple[list[str], str]], reasons: list[str]) -> bytes | None:
+    """The checked bytes of the first cached library found, or ``None``;
+    the failed checks are appended to ``reasons``."""
+    for folder in _folders():
+        for _, key in keys:
+            if not _library_files(folder, key)[0].exists():
+                continue
+            try:
+                return _read_checked(folder, key)
+            except (NativeCheckError, OSError) as exc:
+                reasons.append(f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _compile(cxx: str, keys: list[tuple[list[str], str]]) -> tuple[str, bytes]:
+    """Compile the kernel with the first flag set that works, in a private
+    temporary folder; returns ``(key, library bytes)``."""
     errors = []
-    for flags, key in zip(_FLAG_SETS, keys):
-        path = folder / f"knn-{key}.so"
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            src = Path(tmp) / "knn.cpp"
-            src.write_text(_CPP_SOURCE)
-            so = Path(tmp) / "knn.so"
+    with tempfile.TemporaryDirectory(prefix="patchbook-knn-") as tmp:
+        src = Path(tmp) / "knn.cpp"
+        src.write_text(_CPP_SOURCE)
+        so = Path(tmp) / "knn.so"
+        for flags, key in keys:
             # a timeout (TimeoutExpired) ends the attempts: the torch path is used
             proc = subprocess.run([cxx, *flags, *_COMMON_FLAGS, str(src), "-o", str(so)],
                                   capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S)
             if proc.returncode == 0:
-                os.replace(so, path)  # atomic: concurrent builders agree
-                return path
+                return key, so.read_bytes()
             errors.append(f"{' '.join(flags)}: {proc.stderr.strip()[-500:]}")
     raise RuntimeError("native kNN kernel did not compile:\n" + "\n".join(errors))
 
 
-def _load(path: Path):
-    lib = ctypes.CDLL(str(path))
+def _store(key: str, blob: bytes) -> None:
+    """Cache the library and its checksum in ``$PATCHBOOK_CACHE/native``,
+    private to the user (an unwritable cache warns once and stores nothing)."""
+    folder = cache_root() / "native"
+    so, digest = _library_files(folder, key)
+    try:  # a folder of ours that others could write is made private again
+        st = os.lstat(folder)
+        if hasattr(os, "getuid") and st.st_uid == os.getuid() and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            folder.chmod(0o700)
+    except OSError:
+        pass
+    if cache.store(so, lambda tmp: tmp.write_bytes(blob)):
+        cache.store(digest, lambda tmp: tmp.write_text(hashlib.sha256(blob).hexdigest() + "\n"))
+
+
+def _open(blob: bytes):
+    """Load the library from these bytes (an anonymous memory file, or a
+    private temporary file where there is none), check its ABI and its
+    selections against the definition."""
+    if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
+        # the descriptor stays open: the dynamic loader knows a library by its
+        # path, and a reused descriptor number would return an earlier one
+        fd = os.memfd_create("patchbook-knn")
+        try:
+            with open(fd, "wb", closefd=False) as f:
+                f.write(blob)
+            lib = ctypes.CDLL(f"/proc/self/fd/{fd}")
+        except BaseException:
+            os.close(fd)
+            raise
+        _open_fds.append(fd)
+    else:
+        with tempfile.TemporaryDirectory(prefix="patchbook-knn-") as tmp:
+            path = Path(tmp) / "knn.so"
+            path.write_bytes(blob)
+            lib = ctypes.CDLL(str(path))
     if lib.pb_knn_abi() != _ABI:
-        raise RuntimeError(f"{path} has another ABI")
+        raise RuntimeError("the native kNN library has another ABI")
     i64, vp, ci = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     for name in ("pb_knn_select_f32", "pb_knn_select_f64"):
         getattr(lib, name).argtypes = [vp, i64, i64, i64, i64, i64, vp, i64, ci]
@@ -552,6 +651,27 @@ def _load(path: Path):
     return lib
 
 
+def _load_native():
+    """The checked, loaded kernel: the cached build, else one fresh build."""
+    cxx = shutil.which(os.environ.get("CXX", "g++"))
+    if cxx is None:
+        raise RuntimeError("no C++ compiler (g++) on PATH")
+    keys = _keys(cxx)
+    reasons: list[str] = []
+    blob = _cached(keys, reasons)
+    if blob is not None:
+        try:
+            return _open(blob)
+        except Exception as exc:  # noqa: BLE001 - a cached library that does not work is rebuilt
+            reasons.append(f"the cached library did not load: {type(exc).__name__}: {exc}")
+    key, blob = _compile(cxx, keys)
+    _store(key, blob)
+    try:
+        return _open(blob)
+    except Exception as exc:
+        raise RuntimeError("; ".join([*reasons, f"the fresh build did not load: {exc}"])) from exc
+
+
 def _native_lib():
     """The loaded native kernel, or ``None`` (disabled, no compiler, failed)."""
     if os.environ.get("PATCHBOOK_KNN_NATIVE", "1").lower() in ("0", "false", "no", "off"):
@@ -562,10 +682,7 @@ def _native_lib():
         if "lib" not in _native_state:
             lib = None
             try:
-                cxx = shutil.which(os.environ.get("CXX", "g++"))
-                if cxx is None:
-                    raise RuntimeError("no C++ compiler (g++) on PATH")
-                lib = _load(_build(cxx))
+                lib = _load_native()
             except Exception as exc:  # noqa: BLE001 - any failure means: use torch
                 _native_state["error"] = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"patchbook.patchknn.knn: native kernel unavailable, using the torch path "
