@@ -1,6 +1,14 @@
-"""The CUDA paths of the library against the CPU paths on the same inputs."""
+"""The CUDA paths of the library against the CPU paths on the same inputs.
+
+Skipped (and listed as skipped by ``-ra``) without a GPU.
+``PATCHBOOK_CUDA_TEST_DEVICE=cpu`` runs them with the CPU standing in for the
+GPU: the comparisons are then trivial, but every call is exercised, so the
+tests themselves are checked on a machine without a GPU.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -13,7 +21,16 @@ from patchbook.patchknn.patches import patch_moments
 from patchbook.patchknn.whitening import Whitener
 from patchbook.style import optimize
 
-pytestmark = pytest.mark.cuda
+DEVICE = os.environ.get("PATCHBOOK_CUDA_TEST_DEVICE", "cuda")
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(
+    DEVICE == "cuda" and not torch.cuda.is_available(),
+    reason="no CUDA device: the cuda tests run on a GPU machine (benchmarks/gpu_check.sh)")]
+
+
+@pytest.fixture
+def device() -> str:
+    """The device the CUDA paths run on (``cuda``; ``cpu`` to check the tests)."""
+    return DEVICE
 
 
 def _images(n: int = 12, size: int = 32, seed: int = 0) -> np.ndarray:
