@@ -36,6 +36,12 @@ ties), and with mirror-symmetric pooling windows a flip of an image is a
 flip and a channel permutation (:meth:`PatchEncoder.flip_permutation`) of
 its cached pooled code: random flips for free when training on cached codes.
 
+Encoding many images: :meth:`PatchEncoder.transform` (and
+:func:`transform_variants`, the one loop over batches of images) codes them a
+batch at a time; :func:`encode_shared` codes a batch under several variants
+of one fitted encoder that differ only in ``k`` and ``soft``, sharing the
+matrix product, with the same codes as :meth:`PatchEncoder.encode_batch`.
+
 Pooling: average pooling of size ``pool``, stride ``pool_stride`` (``ceil_mode``
 as in PyTorch, border windows averaging over the pixels they cover), then
 optionally adaptive average pooling to ``out_size``. With 32 x 32 images,

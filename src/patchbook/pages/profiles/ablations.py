@@ -88,7 +88,7 @@ DOC = {
     "n_moment_images": "training images whose patches give the whitening covariance (0: all)",
     "n_atoms": "base dictionary size |D|",
     "patch": "base patch side Q",
-    "k": "base K as a fraction of |D| (float; authors: 0.4)",
+    "k": "base K as a fraction of |D| (authors: 0.4)",
     "lam": "base whitening regulariser lambda (pixels in [0, 1], the authors' units)",
     "whitening": "base whitening: 'zca' (the authors') or 'none'",
     "soft": "base code: None (binary)",

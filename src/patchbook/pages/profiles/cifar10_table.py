@@ -83,7 +83,7 @@ DOC = {
     "n_moment_images": "training images whose patches give the whitening covariance (0: all)",
     "n_atoms": "dictionary size |D| (patches drawn at random from the training images)",
     "patch": "patch side Q (Q x Q x 3 patches)",
-    "k": "K, nearest atoms coded per patch: a fraction of |D| (float; authors: 0.4) or a count (int)",
+    "k": "K, nearest atoms coded per patch, as a fraction of |D| (authors: 0.4)",
     "lam": "whitening regulariser lambda (pixels in [0, 1])",
     "whitening": "'zca' or 'none' (Euclidean neighbours)",
     "both_signs": "concatenate the codes of x and -x (authors' variant)",

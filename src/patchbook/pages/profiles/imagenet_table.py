@@ -102,7 +102,7 @@ DOC = {
     "n_moment_images": "training images whose patches give the whitening covariance (0: all)",
     "n_atoms": "dictionary size |D|",
     "patch": "patch side Q",
-    "k": "K as a fraction of |D| (float) or a count (int)",
+    "k": "K as a fraction of |D| (authors: 0.4)",
     "lam": "whitening regulariser lambda (pixels in [0, 1])",
     "pool": "average-pooling window on the 59 x 59 code maps",
     "pool_stride": "average-pooling stride",
