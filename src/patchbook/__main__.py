@@ -1,15 +1,16 @@
-"""Command line: ``python -m patchbook {run,list,book} ...``."""
+"""Command line: ``python -m patchbook {run,list,book,train} ...``."""
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 
 from patchbook.pages import execute as notebooks
 from patchbook.pages import profiles
 from patchbook.pages.build import build
-from patchbook.patchknn.resumable import main as train_main
+from patchbook.patchknn import pipeline, resumable
 
 
 def _value(text: str):
@@ -37,8 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     book = sub.add_parser("book", help="build the whole book at a profile")
     book.add_argument("--profile", default="laptop", choices=profiles.PROFILE_NAMES)
 
-    train = sub.add_parser("train", help="train a classifier from a config file (long runs)")
-    train.add_argument("config")
+    train = sub.add_parser("train", help="measure one point of Part 2 from a config file (long runs, torchrun)")
+    train.add_argument("config", help="JSON or YAML file of patchbook.patchknn.pipeline.PointConfig fields")
+    train.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda'")
+    train.add_argument("--memory-mb", type=int, default=512, help="working memory of one encoding batch")
+    train.add_argument("--output", default=None,
+                       help="folder of the checkpoints of an augmented run (default: the cache, by the config's key)")
 
     args = parser.parse_args(argv)
     try:
@@ -63,14 +68,27 @@ def main(argv: list[str] | None = None) -> int:
                         line += f"  # {doc[k]}"
                     print(line)
         elif args.cmd == "book":
-
             return build(args.profile)
         elif args.cmd == "train":
-
-            return train_main(args.config)
+            return train_point(args)
     except (profiles.ProfileError, notebooks.NotebookNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def train_point(args: argparse.Namespace) -> int:
+    """``train CONFIG``: :func:`patchbook.patchknn.pipeline.measure` the point of
+    the file; rank 0 prints it (accuracies in percent) as JSON."""
+    config = pipeline.load_config(args.config)
+    try:
+        point = pipeline.measure(config, device=args.device, memory_mb=args.memory_mb, progress=True,
+                                 output=args.output)
+    finally:
+        resumable.finish_distributed()
+    if point is not None:
+        summary = {k: v for k, v in point.as_dict().items() if k != "history"}
+        print(json.dumps({"key": config.key(), **summary}, indent=1))
     return 0
 
 

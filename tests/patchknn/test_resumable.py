@@ -1,30 +1,53 @@
-"""Resumable and data-parallel training (issue: paper-scale training)."""
+"""Resumable and data-parallel training: checkpoints, bit-identical resume, DDP."""
 
-import json
 import os
+import random
 import socket
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from patchbook.pages import profiles
+from patchbook.patchknn import pipeline as ex
 from patchbook.patchknn import resumable as T
+from patchbook.patchknn.classifier import EncodedBatches
+from patchbook.patchknn.encoding import PatchEncoder
+from patchbook.paths import cache_root
 
 
-def small_config(out, **kw) -> T.TrainConfig:
-    base = dict(output=str(out), dataset="mnist", n_per_class=8, test_n_per_class=4,
-                encoder={"n_atoms": 24, "patch": 5, "k": 0.4, "lam": 1e-2},
-                head={"kind": "factorized", "bottleneck": 8, "kernel": 6},
-                schedule={"epochs": 3, "lr": 0.05, "milestones": [2]}, batch_size=20, seed=0, device="cpu")
-    base.update(kw)
-    return T.TrainConfig(**base)
+@pytest.fixture(autouse=True)
+def fresh_process_memory():
+    ex.forget()
+    yield
+    ex.forget()
 
 
-def weights(model) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+@pytest.fixture
+def data_cache(tmp_path, monkeypatch) -> Path:
+    """An empty cache, except for the decoded data sets of the usual one (linked)."""
+    decoded = cache_root() / "datasets"
+    decoded.mkdir(parents=True, exist_ok=True)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "datasets").symlink_to(decoded, target_is_directory=True)
+    monkeypatch.setenv("PATCHBOOK_CACHE", str(cache))
+    return cache
+
+
+def small_config(**kw) -> ex.PointConfig:
+    """Augmented codes of a few MNIST digits, 3 epochs: a resumable run in seconds."""
+    base = dict(dataset="mnist", n_per_class=8, n_test_per_class=4, n_atoms=24, patch=5, k=0.4, lam=1e-2,
+                head="factorized", bottleneck=8, head_kernel=6, epochs=3, lr=0.05, milestones=[2], batch_size=20,
+                augment=True, seed=0)
+    return ex.PointConfig(**{**base, **kw})
+
+
+def final_weights(folder: Path) -> dict:
+    return T.Checkpoints(folder / "checkpoints").latest()["model"]
 
 
 def test_checkpoints_detect_corruption(tmp_path):
@@ -45,28 +68,42 @@ def test_checkpoints_detect_corruption(tmp_path):
         ck.load(2)
 
 
-def test_config_rejects_unknown_keys():
-    with pytest.raises(ValueError, match="unknown config keys"):
-        T.TrainConfig.from_dict({"epochz": 3})
+def test_rng_states_are_tensors_and_restore_every_generator(tmp_path):
+    torch.manual_seed(3)
+    np.random.seed(4)
+    random.seed(5)
+    np.random.standard_normal()                                    # a cached Gaussian in numpy's state
+    state = T.rng_state()
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    expected = (torch.rand(3), np.random.standard_normal(3), random.random())
+    ck = T.Checkpoints(tmp_path)
+    ck.save(0, {"rng": state})
+    loaded = torch.load(ck.path(0), weights_only=True)["rng"]      # plain tensors: no pickled objects
+    T.set_rng_state(loaded)
+    got = (torch.rand(3), np.random.standard_normal(3), random.random())
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
 
 
-def test_resumed_run_equals_uninterrupted(data_root, tmp_path):
-    full = T.run(small_config(tmp_path / "full"), progress=False)
-    part = T.run(small_config(tmp_path / "resumed"), stop_after=0, progress=False)
-    assert part["stopped_after"] == 0 and len(part["history"]) == 1
-    resumed = T.run(small_config(tmp_path / "resumed"), progress=False)
-    a, b = weights(full["model"]), weights(resumed["model"])
+def test_resumed_run_equals_uninterrupted(data_root, tmp_cache, tmp_path):
+    c = small_config()
+    full = ex.measure(c, device="cpu", output=tmp_path / "full")
+    assert ex.measure(c, device="cpu", output=tmp_path / "resumed", stop_after=0) is None
+    assert T.Checkpoints(tmp_path / "resumed" / "checkpoints").epochs() == [0]
+    ex.forget()                                                     # as a new process would
+    resumed = ex.measure(c, device="cpu", output=tmp_path / "resumed")
+    a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resuming"
-    assert [h["train_loss"] for h in full["history"]] == [h["train_loss"] for h in resumed["history"]]
-    assert full["final"] == resumed["final"]
+    assert [h["train_loss"] for h in full.history] == [h["train_loss"] for h in resumed.history]
+    assert (full.test_top1, full.test_top5) == (resumed.test_top1, resumed.test_top5)
+    assert not resumed.cached and full.history[-1]["epoch"] == 2
 
 
-def test_resume_refuses_another_config(data_root, tmp_path):
-    T.run(small_config(tmp_path / "r"), stop_after=0, progress=False)
+def test_resume_refuses_another_config(data_root, tmp_cache, tmp_path):
+    ex.measure(small_config(), device="cpu", output=tmp_path / "r", stop_after=0)
     with pytest.raises(RuntimeError, match="another configuration"):
-        T.run(small_config(tmp_path / "r", seed=1), progress=False)
+        ex.measure(small_config(seed=1), device="cpu", output=tmp_path / "r")
 
 
 def _free_port() -> int:
@@ -75,12 +112,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, cfg: T.TrainConfig, data_root: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank), PATCHBOOK_DATA=data_root)
+def _worker(rank: int, world: int, port: int, cfg: ex.PointConfig, out: str, env: dict) -> None:
+    os.environ.update(env, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    T.run(cfg, progress=False)
-    torch.distributed.destroy_process_group()
+    point = ex.measure(cfg, device="cpu", output=out)
+    assert (point is not None) == (rank == 0)                       # only rank 0 evaluates
+    T.finish_distributed()
 
 
 # Tolerance of the 2-process run against 1 process: the same gradients summed
@@ -88,26 +126,21 @@ def _worker(rank: int, world: int, port: int, cfg: T.TrainConfig, data_root: str
 DDP_ATOL = 1e-5
 
 
-def test_two_gloo_processes_match_one(data_root, tmp_path):
+def test_two_gloo_processes_match_one(data_root, tmp_cache, tmp_path):
     # No BatchNorm: on CPUs each rank would normalise with its own half batch.
-    head = {"kind": "factorized", "bottleneck": 8, "kernel": 6, "batchnorm": False}
-    one = T.run(small_config(tmp_path / "one", head=head), progress=False)
-    cfg2 = small_config(tmp_path / "two", head=head)
-    mp.spawn(_worker, args=(2, _free_port(), cfg2, str(data_root)), nprocs=2, join=True)
+    c = small_config(batchnorm=False)
+    ex.measure(c, device="cpu", output=tmp_path / "one")
+    env = {k: os.environ[k] for k in ("PATCHBOOK_DATA", "PATCHBOOK_CACHE")}
+    mp.spawn(_worker, args=(2, _free_port(), c, str(tmp_path / "two"), env), nprocs=2, join=True)
     state = T.Checkpoints(tmp_path / "two" / "checkpoints").latest()
     assert state["epoch"] == 2
-    a = weights(one["model"])
+    a = final_weights(tmp_path / "one")
     for k, v in state["model"].items():
         assert torch.allclose(a[k], v, atol=DDP_ATOL, rtol=0), f"{k}: max diff {(a[k] - v).abs().max()}"
 
 
 def test_encoded_batches_leave_gradients_on():
     """Iterating a source must not switch autograd off in the training step."""
-    import numpy as np
-
-    from patchbook.patchknn.classifier import EncodedBatches
-    from patchbook.patchknn.encoding import PatchEncoder
-
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (6, 12, 12, 3), dtype=np.uint8)
     enc = PatchEncoder(n_atoms=8, patch=3, k=3, lam=1e-2).fit(images)
@@ -124,11 +157,6 @@ def test_encoded_batch_shards_make_up_the_single_process_batches():
     """rank::world shares of each augmented global batch, interleaved, are the
     batches of one process (same order, same crops and flips); the last
     incomplete global batch is dropped so that every share has the same size."""
-    import numpy as np
-
-    from patchbook.patchknn.classifier import EncodedBatches
-    from patchbook.patchknn.encoding import PatchEncoder
-
     rng = np.random.default_rng(1)
     images = rng.integers(0, 255, (11, 12, 12, 3), dtype=np.uint8)
     labels = np.arange(11) % 3
@@ -148,67 +176,37 @@ def test_encoded_batch_shards_make_up_the_single_process_batches():
         EncodedBatches(enc, images, labels, batch_size=5, world=2)
 
 
-def cifar_paper_row(**changes) -> dict:
+def cifar_paper_row(**changes) -> ex.PointConfig:
     """The first measured row of notebooks/cifar10-table.md at the paper profile."""
-    from patchbook.pages import profiles
-
     P = profiles.resolve("cifar10-table", "paper", changes)
-    return {**P, **P["rows"][0]}
+    return ex.PointConfig.from_params(P, **P["rows"][0])
 
 
-def test_cifar_paper_row_config(tmp_path, monkeypatch):
-    q = cifar_paper_row()
-    assert q["augment"]
-    monkeypatch.setenv("PATCHBOOK_CACHE", str(tmp_path / "cache"))
-    tc = T.config_for_cifar_row(q)
-    assert (tc.dataset, tc.n_per_class, tc.test_n_per_class, tc.seed) == ("cifar10", None, None, 0)
-    assert tc.encoder == {"n_atoms": 2048, "patch": 6, "k": 0.4, "lam": 1e-3, "whitening": "zca",
-                          "both_signs": True, "soft": None, "pool": 5, "pool_stride": 3, "ceil_mode": True,
-                          "mirror": False, "memory_mb": 8192}
-    assert tc.head == {"kind": "factorized", "bottleneck": 128, "kernel": 6}
-    assert tc.schedule == {"epochs": 80, "lr": 3e-3, "milestones": [50, 75], "momentum": 0.9, "weight_decay": 0.0}
-    assert (tc.batch_size, tc.augment, tc.padding) == (128, True, 4)
-    assert T.TrainConfig.from_dict(json.loads(json.dumps(asdict(tc)))) == tc   # a config file for torchrun
-    # checkpoints in the cache, in a folder of the row: another row never resumes them
-    assert Path(tc.output) == tmp_path / "cache" / "train-runs" / "cifar10-table" / tc.key()
-    assert T.config_for_cifar_row(cifar_paper_row(n_atoms=16384)).output != tc.output
-    assert T.config_for_cifar_row(cifar_paper_row(soft=1.0)).encoder["soft"] == 1.0
-    assert T.config_for_cifar_row(cifar_paper_row(memory_mb=512)).output == tc.output   # not a setting of the run
-    assert T.config_for_cifar_row(q, output=tmp_path / "x").output == str(tmp_path / "x")
+def test_cifar_paper_row_config(tmp_cache):
+    c = cifar_paper_row()
+    assert c.augment and (c.dataset, c.n_per_class, c.n_test_per_class, c.seed) == ("cifar10", 0, 0, 0)
+    assert c.encoder_params() == {"n_atoms": 2048, "patch": 6, "k": 0.4, "lam": 1e-3, "whitening": "zca",
+                                  "both_signs": True, "soft": None, "pool": 5, "pool_stride": 3,
+                                  "ceil_mode": True, "out_size": None, "stride": 1, "mirror": False, "seed": 0}
+    assert (c.head, c.bottleneck, c.head_kernel, c.batchnorm) == ("factorized", 128, 6, True)
+    assert (c.epochs, c.lr, c.milestones, c.momentum, c.weight_decay) == (80, 3e-3, (50, 75), 0.9, 0.0)
+    assert (c.batch_size, c.padding) == (128, 4)
+    # checkpoints in the cache, in a folder of the point: another row never resumes them
+    assert ex.run_folder(c) == tmp_cache / "train-runs" / c.key()
+    assert ex.run_folder(cifar_paper_row(n_atoms=16384)) != ex.run_folder(c)
+    assert cifar_paper_row(soft=1.0).soft == 1.0
+    assert cifar_paper_row(memory_mb=512, device="cpu").key() == c.key()   # not settings of the point
 
 
-def test_imagenet_paper_run_config(tmp_path):
-    """The ImageNet page's ``paper_runs`` entries become resumable configs."""
-    from patchbook.pages.profiles import imagenet_table
-
-    entry = imagenet_table.PROFILES["paper"]["paper_runs"][0]
-    name, tc = T.config_for_paper_run(entry, output_root=tmp_path, k=0.4, seed=3, notebook="imagenet-table",
-                                      profile="paper")
-    assert name == entry["name"] and "name" in entry        # the profile's entry is not consumed
-    assert (tc.dataset, tc.seed, tc.augment, tc.padding) == (entry["dataset"], 3, True, entry["padding"])
-    assert Path(tc.output) == tmp_path / name.replace(" ", "_").replace(",", "")
-    assert tc.encoder["k"] == entry["k"] and tc.encoder["both_signs"]
-    assert (tc.encoder["n_atoms"], tc.encoder["pool"], tc.encoder["pool_stride"]) == (2048, 5, 3)
-    assert tc.head == {"kind": "factorized", "bottleneck": entry["bottleneck"], "kernel": entry["head_kernel"]}
-    assert tc.schedule["milestones"] == entry["milestones"] and tc.batch_size == entry["batch_size"]
-    assert (tc.notebook, tc.profile) == ("imagenet-table", "paper")
-    _, other = T.config_for_paper_run({k: v for k, v in entry.items() if k != "k"}, output_root=tmp_path, k=0.25)
-    assert other.encoder["k"] == 0.25                        # the page's K where the entry has none
-    assert T.TrainConfig.from_dict(json.loads(json.dumps(asdict(tc)))) == tc
-
-
-def test_cifar_paper_row_runs_and_resumes(data_root, tmp_path):
+def test_cifar_paper_row_runs_and_resumes(data_root, data_cache, tmp_path):
     """A tiny real-data run of a paper-profile row: augmented codes every
     epoch, metrics, a checkpoint; rerunning it resumes (nothing retrained)."""
-    q = cifar_paper_row(n_per_class=2, n_test_per_class=2, n_atoms=32, epochs=1, milestones=[], batch_size=10,
-                        memory_mb=64, device="cpu")
-    tc = T.config_for_cifar_row(q, output=tmp_path / "row")
-    assert tc.augment and tc.encoder["pool"] == 5 and tc.encoder["ceil_mode"]
-    res = T.probe(tc)
-    assert 0 <= res.top1 <= res.top5 <= 1
-    assert [h["epoch"] for h in res.history.epochs] == [0] and res.history.epochs[0]["lr"] == 3e-3
-    assert res.encoder.out_shape(32, 32) == (64, 9, 9)       # x and -x, pooled 5 / 3 in ceil mode
+    c = cifar_paper_row(n_per_class=2, n_test_per_class=2, n_atoms=32, epochs=1, milestones=[], batch_size=10)
+    p = ex.measure(c, device="cpu", memory_mb=64, output=tmp_path / "row")
+    assert 0 <= p.test_top1 <= p.test_top5 <= 100
+    assert [h["epoch"] for h in p.history] == [0] and p.history[0]["lr"] == 3e-3 and not p.cached
+    assert p.n_features == 64 * 9 * 9                                # x and -x, pooled 5 / 3 in ceil mode
     assert T.Checkpoints(tmp_path / "row" / "checkpoints").epochs() == [0]
-    again = T.probe(tc)
-    assert again.history.epochs == res.history.epochs and (again.top1, again.top5) == (res.top1, res.top5)
-    assert again.seconds["train_epochs"] == res.seconds["train_epochs"]
+    again = ex.measure(c, device="cpu", output=tmp_path / "row")
+    assert again.cached and again.history == p.history and (again.test_top1, again.test_top5) == (p.test_top1, p.test_top5)
+    assert again.seconds["train_epochs"] == p.seconds["train_epochs"]

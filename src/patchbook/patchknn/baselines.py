@@ -2,9 +2,10 @@
 convolutional features and scattering coefficients.
 
 Both give ``N x C x h x w`` float32 feature maps, average-pooled to a small
-grid, on which the same heads as the patch codes are trained
-(:func:`patchbook.patchknn.pipeline.fit_linear_on_codes`), so a row of the table
-differs from another by its representation only.
+grid, on which the same heads as the patch codes are trained, by the same
+function (:func:`patchbook.patchknn.pipeline.train_head`, through
+:func:`measure_features`), so a row of the table differs from another by its
+representation only. Accuracies are in percent.
 
 - :func:`conv_features`: AlexNet's convolutional layers
   (``torchvision.models.alexnet().features``) up to the ReLU of ``layer``,
@@ -20,6 +21,7 @@ differs from another by its representation only.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -29,6 +31,17 @@ import torch.nn.functional as F
 
 from patchbook.cache import memo_arrays, source_hash
 from patchbook.features import LayerFeatures
+from patchbook.invariance import scattering
+from patchbook.patchknn.patches import to_tensor
+from patchbook.patchknn.pipeline import (
+    COUNTS,
+    Point,
+    PointConfig,
+    data_key,
+    splits,
+    train_head,
+)
+from patchbook.runtime import resolve_device
 
 ALEXNET_CONVS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
@@ -47,8 +60,6 @@ def conv_features(images: np.ndarray, layer: str = "conv2", weights: str = "rand
     """Feature maps of ``images`` (``uint8`` ``N x H x W x 3``) after ``layer``
     of AlexNet, inputs standardised with the ImageNet channel statistics,
     adaptively average-pooled to ``out_size x out_size`` (``None``: as is)."""
-    from patchbook.patchknn.patches import to_tensor
-
     net = alexnet_features(layer, weights, seed).to(device)
     out = []
     with torch.no_grad():
@@ -69,8 +80,6 @@ def scattering_features(images: np.ndarray, J: int = 3, L: int = 8, max_order: i
     ``log(1 + log_scale * S)`` (a pointwise, monotone compression of the
     heavy-tailed coefficients that linear classifiers of scattering
     coefficients commonly use)."""
-    from patchbook.invariance import scattering
-
     out = []
     for i in range(0, len(images), 4 * batch_size):
         S = torch.from_numpy(scattering.transform(images[i:i + 4 * batch_size], J, L, max_order, batch_size,
@@ -88,12 +97,10 @@ def cached_features(kind: str, images: np.ndarray, key: Any = None, with_seconds
     (``kind="scattering"``) of ``images``, cached on disk; ``key`` describes
     the images (their bytes are hashed without it). ``with_seconds``: also
     the wall time the features took when they were computed."""
-    from patchbook.patchknn.pipeline import COUNTS, _data_key
-
     fn = {"conv": conv_features, "scattering": scattering_features}[kind]
     src = source_hash("patchknn.baselines")
     ckey = {"what": f"{kind} features", "params": {k: v for k, v in params.items() if k != "device"},
-            "data": _data_key(images, key), "_src": src}
+            "data": data_key(images, key), "_src": src}
 
     def compute():
         COUNTS[f"{kind} features"] += len(images)
@@ -103,3 +110,20 @@ def cached_features(kind: str, images: np.ndarray, key: Any = None, with_seconds
 
     arrays = memo_arrays("baseline-features", ckey, compute, include_code=False)
     return (arrays["features"], float(arrays["seconds"])) if with_seconds else arrays["features"]
+
+
+def measure_features(config: PointConfig, kind: str, *, device: str = "auto", progress: bool = False,
+                     **params) -> Point:
+    """A row of fixed features: :func:`cached_features` ``kind`` (with
+    ``params``; ``device`` is passed to the AlexNet features) of the training
+    and test sets of ``config``, and the head of ``config`` trained on them
+    by :func:`patchbook.patchknn.pipeline.train_head`. ``seconds``:
+    ``features`` (as measured when they were computed) and ``train``."""
+    device = resolve_device(device)
+    if kind == "conv":
+        params = {**params, "device": device}
+    train_split, test_split = splits(config)
+    ftr, s1 = cached_features(kind, train_split.images, train_split.key, with_seconds=True, **params)
+    fte, s2 = cached_features(kind, test_split.images, test_split.key, with_seconds=True, **params)
+    p = train_head(ftr, train_split.labels, fte, test_split.labels, config, device=device, progress=progress)
+    return dataclasses.replace(p, seconds={"features": s1 + s2, **p.seconds})

@@ -23,6 +23,11 @@ Training
     (SGD with momentum, step learning-rate decay) and can start from any
     epoch with a given optimizer state, so a resumable or distributed entry
     point can drive it.
+
+Units: accuracies are in **percent** (:func:`evaluate` and every record of
+:func:`train`), losses are mean cross-entropies in nats, times in seconds.
+The pipeline that fits an encoder, computes codes and trains a head is
+:mod:`patchbook.patchknn.pipeline`.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from patchbook.augment import random_crop_flip
+from patchbook.patchknn.patches import to_tensor
 
 # ------------------------------------------------------------------ heads ----
 
@@ -225,8 +232,6 @@ class EncodedBatches(_Batches):
         return self.encoder.device
 
     def __iter__(self):
-        from patchbook.patchknn.patches import to_tensor
-
         sub = self.encode_batch or self.encoder.batch_size_for(*self.images.shape[1:3])
         for idx, g in self._indices():
             idx = idx.numpy()
@@ -278,9 +283,8 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] =
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data, progress: bool = False) -> dict[str, float]:
-    """Top-1, top-5 accuracy (fractions) and mean cross-entropy on ``data``."""
-    from tqdm.auto import tqdm
-
+    """Top-1 and top-5 accuracy (percent), mean cross-entropy and the number
+    of samples ``n`` on ``data``."""
     was_training = model.training
     model.eval()
     n = c1 = c5 = 0
@@ -291,7 +295,7 @@ def evaluate(model: nn.Module, data, progress: bool = False) -> dict[str, float]
         a, b = topk_correct(out, y, (1, 5))
         c1, c5, n = c1 + a, c5 + b, n + len(y)
     model.train(was_training)
-    return {"top1": c1 / n, "top5": c5 / n, "loss": loss / n, "n": n}
+    return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": loss / n, "n": n}
 
 
 @dataclass
@@ -314,10 +318,10 @@ def train(model: nn.Module, data, schedule: Schedule, test_data=None,
 
     ``test_data`` is evaluated every ``eval_every`` epochs (0: after the
     last only). ``on_epoch(epoch, record, model, optimizer)`` is called after
-    each epoch (e.g. to checkpoint). Returns a :class:`History`.
+    each epoch (e.g. to checkpoint). Returns a :class:`History` (records:
+    ``epoch``, ``lr``, ``train_loss``, ``train_top1`` in percent, the running
+    accuracy over the epoch, ``seconds``; ``test_*`` where evaluated).
     """
-    from tqdm.auto import tqdm
-
     optimizer = optimizer or schedule.optimizer(model)
     history = History()
     bar = tqdm(range(start_epoch, schedule.epochs), disable=not progress, desc="epochs", leave=False)
@@ -340,7 +344,7 @@ def train(model: nn.Module, data, schedule: Schedule, test_data=None,
             total += loss.item() * len(y)
             correct += int((out.argmax(1) == y).sum())
             n += len(y)
-        rec = {"epoch": epoch, "lr": lr, "train_loss": total / max(n, 1), "train_top1": correct / max(n, 1),
+        rec = {"epoch": epoch, "lr": lr, "train_loss": total / max(n, 1), "train_top1": 100.0 * correct / max(n, 1),
                "seconds": time.perf_counter() - t0}
         last = epoch == schedule.epochs - 1
         if test_data is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
@@ -351,96 +355,3 @@ def train(model: nn.Module, data, schedule: Schedule, test_data=None,
         if on_epoch is not None:
             on_epoch(epoch, rec, model, optimizer)
     return history
-
-
-# --------------------------------------------------------------- pipeline ----
-
-@dataclass
-class ProbeResult:
-    """What :func:`linear_probe` measured."""
-
-    top1: float
-    top5: float
-    history: History
-    encoder: object
-    model: nn.Module
-    seconds: dict[str, float]
-    cached_codes: bool
-
-
-def linear_probe(encoder, train_images: np.ndarray, train_labels, test_images: np.ndarray, test_labels,
-                 schedule: Schedule, *, head: str = "factorized", bottleneck: int = 128, head_kernel: int = 6,
-                 batch_size: int = 128, augment_train: bool = False, padding: int = 4, flip_codes: bool = False,
-                 cache_key: dict | None = None, seed: int = 0, progress: bool = True) -> ProbeResult:
-    """Fit ``encoder`` (a :class:`~patchbook.patchknn.encoding.PatchEncoder`) on the
-    training images, train a linear head on its codes and evaluate it.
-
-    Without ``augment_train`` the codes of both sets are computed once, as
-    ``uint8`` window counts, and cached with :func:`patchbook.cache.memo_arrays`
-    when ``cache_key`` (a description of the data: names, fingerprints,
-    subsets) is given; the patch moments are cached likewise. With
-    ``augment_train`` the training codes are recomputed every epoch from
-    randomly cropped and flipped images (:class:`EncodedBatches`). ``flip_codes``
-    flips cached codes instead (needs an encoder with ``mirror=True``).
-    ``seconds`` holds the wall time of each stage (``encode_seconds`` of a
-    cached entry is the time it took when it was computed).
-    """
-    from patchbook.cache import cache_path, memo_arrays, source_hash
-    from patchbook.patchknn.patches import PatchMoments, patch_moments
-
-    seconds: dict[str, float] = {}
-    src = source_hash("patchknn.encoding")
-    t0 = time.perf_counter()
-    mkey = {"what": "patch moments", "data": cache_key, "patch": encoder.patch, "stride": encoder.stride,
-            "_src": src}
-
-    def moments():
-        m = patch_moments(train_images, encoder.patch, encoder.stride, device=encoder.device, progress=progress)
-        return m.to_arrays()
-
-    arrays = memo_arrays("patch-moments", mkey, moments, include_code=False) if cache_key is not None else moments()
-    encoder.fit(train_images, moments=PatchMoments.from_arrays(arrays))
-    seconds["fit"] = time.perf_counter() - t0
-
-    device = encoder.device
-    cached = False
-    if augment_train:
-        train_data = EncodedBatches(encoder, train_images, train_labels, batch_size, shuffle=True,
-                                    augment_train=True, padding=padding, seed=seed)
-        test_data = EncodedBatches(encoder, test_images, test_labels, 500)
-        in_shape = encoder.out_shape(*train_images.shape[1:3])
-    else:
-        counts = encoder.pool * encoder.pool <= 255 and encoder.soft is None and not encoder.out_size
-        dtype = torch.uint8 if counts else torch.float32
-
-        def codes():
-            t = time.perf_counter()
-            out = {"train": encoder.transform(train_images, dtype=dtype).numpy(),
-                   "test": encoder.transform(test_images, dtype=dtype).numpy()}
-            out["encode_seconds"] = np.asarray(time.perf_counter() - t)
-            return out
-
-        t = time.perf_counter()
-        if cache_key is not None:
-            ckey = {"what": "patch codes", "data": cache_key, "encoder": encoder.code_params(),
-                    "dtype": str(dtype), "_src": src}
-            cached = cache_path("patch-codes", ckey, ".npz", include_code=False).exists()
-            arrays = memo_arrays("patch-codes", ckey, codes, include_code=False)
-        else:
-            arrays = codes()
-        seconds["encode"] = float(arrays["encode_seconds"])
-        seconds["encode_this_run"] = time.perf_counter() - t
-        scale = 1.0 / (encoder.pool * encoder.pool) if counts else 1.0
-        perm = encoder.flip_permutation(*train_images.shape[1:3]) if flip_codes else None
-        train_data = ArrayBatches(torch.from_numpy(arrays["train"]), train_labels, batch_size, shuffle=True,
-                                  scale=scale, device=device, seed=seed, flip_perm=perm)
-        test_data = ArrayBatches(torch.from_numpy(arrays["test"]), test_labels, 500, scale=scale, device=device)
-        in_shape = tuple(arrays["train"].shape[1:])
-
-    torch.manual_seed(seed)
-    model = make_head(head, in_shape, int(np.max(train_labels)) + 1, bottleneck, head_kernel).to(device)
-    t = time.perf_counter()
-    history = train(model, train_data, schedule, test_data=test_data, progress=progress)
-    seconds["train"] = time.perf_counter() - t
-    ev = {k[5:]: v for k, v in history.epochs[-1].items() if k.startswith("test_")}
-    return ProbeResult(ev["top1"], ev["top5"], history, encoder, model, seconds, cached)

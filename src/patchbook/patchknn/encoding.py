@@ -36,6 +36,12 @@ ties), and with mirror-symmetric pooling windows a flip of an image is a
 flip and a channel permutation (:meth:`PatchEncoder.flip_permutation`) of
 its cached pooled code: random flips for free when training on cached codes.
 
+Encoding many images: :meth:`PatchEncoder.transform` (and
+:func:`transform_variants`, the one loop over batches of images) codes them a
+batch at a time; :func:`encode_shared` codes a batch under several variants
+of one fitted encoder that differ only in ``k`` and ``soft``, sharing the
+matrix product, with the same codes as :meth:`PatchEncoder.encode_batch`.
+
 Pooling: average pooling of size ``pool``, stride ``pool_stride`` (``ceil_mode``
 as in PyTorch, border windows averaging over the pixels they cover), then
 optionally adaptive average pooling to ``out_size``. With 32 x 32 images,
@@ -46,6 +52,7 @@ maps pool to 9 x 9.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -64,6 +71,9 @@ from patchbook.patchknn.patches import (
     to_tensor,
 )
 from patchbook.patchknn.whitening import Whitener
+
+# Parameters that variants of one fitted encoder may differ in while sharing its scores.
+SHARED_SCORE_PARAMS = ("k", "soft")
 
 
 def resolve_k(k: int | float, n_atoms: int) -> int:
@@ -353,13 +363,10 @@ class PatchEncoder:
     def _code(self, s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Code of a score matrix: the K-NN mask, or its soft version (written
         into ``out`` if given)."""
-        mask = knn.knn_mask(s, self.k_)
         if self.soft is None:
+            mask = knn.knn_mask(s, self.k_)
             return mask if out is None else out.copy_(mask)
-        kth = s.masked_fill(~mask, -math.inf).amax(1, keepdim=True)   # K-th smallest score
-        nxt = s.masked_fill(mask, math.inf).amin(1, keepdim=True)     # (K+1)-th smallest
-        tau = (kth + nxt) / 2
-        return torch.sigmoid((tau - s) / self.soft, out=out)
+        return torch.sigmoid((soft_threshold(s, self.k_) - s) / self.soft, out=out)
 
     def codes(self, x: torch.Tensor, tile_rows: int | None = None) -> list[torch.Tensor]:
         """Unpooled codes of float images ``x`` (``B x C x H x W``), as a list of
@@ -434,9 +441,7 @@ class PatchEncoder:
         window can count past 255)."""
         B = x.shape[0]
         h, w = self.code_size(*x.shape[-2:])
-        hard = self.soft is None
-        wide = self.pool * self.pool > 255
-        if hard:  # one mask for x and -x, pooled a few images at a time while it is in cache
+        if self.soft is None:  # one mask for x and -x, pooled a few images at a time while it is in cache
             per = B if x.device.type != "cpu" else max(1, (8 << 20) // (h * w * self.n_codes))
             mask = torch.empty(min(per, B) * h * w, self.n_codes, dtype=torch.bool, device=x.device)
             out = None
@@ -447,20 +452,31 @@ class PatchEncoder:
                 knn.knn_codes(xi, kernels.view(-1, x.shape[1], self.patch, self.patch), self.k_,
                               self.both_signs, sqnorms=sq, offset=offset, stride=self.stride,
                               out=c.view(len(xi), h * w, -1))
-                c = c.view(torch.uint8) if not wide else c.to(torch.int16)   # bool -> uint8: a free view
-                o = window_sums(c.view(len(xi), h, w, -1), self.pool, self.pool_stride, self.ceil_mode)
+                o = self._window_sums(c, len(xi), h, w)
                 if out is None:
                     out = torch.empty(B, *o.shape[1:], dtype=o.dtype, device=x.device)
                 out[i0:i0 + len(xi)] = o
         else:
-            out = torch.cat([window_sums(c.view(B, h, w, -1), self.pool, self.pool_stride, self.ceil_mode)
-                             for c in self.codes(x)], -1)
-        out = out.permute(0, 3, 1, 2)                               # B x n_codes x h' x w'
+            out = torch.cat([self._window_sums(c, B, h, w) for c in self.codes(x)], -1)
+        return self._finish(out, h, w, counts)
+
+    def _window_sums(self, c: torch.Tensor, B: int, h: int, w: int) -> torch.Tensor:
+        """Sums over the pooling windows of one code ``(B h w) x c`` (bool, as
+        ``uint8`` -- a free view -- or ``int16`` if a window can count past
+        255; float as it is): ``B x h' x w' x c``."""
+        if c.dtype == torch.bool:
+            c = c.view(torch.uint8) if self.pool * self.pool <= 255 else c.to(torch.int16)
+        return window_sums(c.view(B, h, w, -1), self.pool, self.pool_stride, self.ceil_mode)
+
+    def _finish(self, sums: torch.Tensor, h: int, w: int, counts: bool) -> torch.Tensor:
+        """Window sums ``B x h' x w' x n_codes`` to :meth:`encode_batch`'s
+        output: channels first, as counts or as means (then ``out_size``)."""
+        out = sums.permute(0, 3, 1, 2)                               # B x n_codes x h' x w'
         if counts:
             if self.out_size:
                 raise ValueError("counts need out_size=None")
             return out.contiguous()
-        area = window_areas(h, w, self.pool, self.pool_stride, self.ceil_mode).to(x.device)
+        area = window_areas(h, w, self.pool, self.pool_stride, self.ceil_mode).to(sums.device)
         out = out.to(torch.float32) / area
         if self.out_size:
             out = F.adaptive_avg_pool2d(out, self.out_size)
@@ -482,22 +498,7 @@ class PatchEncoder:
         summed over each pooling window; exact integers, 4x smaller than
         float32); it needs the binary code and no ``out_size``.
         """
-
-        self._check()
-        counts = dtype == torch.uint8
-        if counts and (self.soft is not None or self.out_size):
-            raise ValueError("uint8 counts need the binary code (soft=None) and out_size=None")
-        if counts and self.pool * self.pool > 255:
-            raise ValueError(f"a {self.pool} x {self.pool} window can count past 255: use int16")
-        C, H, W = image_shape(images)
-        bs = batch_size or self.batch_size_for(H, W)
-        out = torch.empty((len(images), *self.out_shape(H, W)), dtype=dtype)
-        with torch.no_grad():
-            for start in tqdm(range(0, len(images), bs), disable=not self.progress, desc="encoding",
-                              leave=False, mininterval=2.0):
-                x = to_tensor(images[start:start + bs], self.device)
-                out[start:start + bs] = self.encode_batch(x, counts=counts).to("cpu", dtype)
-        return out
+        return transform_variants([self], images, [dtype], batch_size)[0]
 
     def fit_transform(self, images, y=None, **kw) -> torch.Tensor:
         return self.fit(images).transform(images, **kw)
@@ -515,6 +516,112 @@ class PatchEncoder:
         self.moments_ = moments
         self.whitener_ = Whitener(self.lam, self.whitening).fit_moments(moments)
         return self.set_atoms(torch.from_numpy(np.asarray(arrays["atoms"])))
+
+
+def soft_threshold(s: torch.Tensor, k: int) -> torch.Tensor:
+    """``tau`` of the soft code: per row of the scores ``s`` (``n x m``), the
+    midpoint between the ``k``-th and ``(k+1)``-th smallest score (``n x 1``)."""
+    mask = knn.knn_mask(s, k)
+    kth = s.masked_fill(~mask, -math.inf).amax(1, keepdim=True)   # K-th smallest score
+    nxt = s.masked_fill(mask, math.inf).amin(1, keepdim=True)     # (K+1)-th smallest
+    return (kth + nxt) / 2
+
+
+def _check_variants(variants: Sequence[PatchEncoder]) -> None:
+    base = variants[0]
+    base._check()
+    for v in variants[1:]:
+        v._check()
+        same = {p: getattr(v, p) for p in base._PARAMS if p not in SHARED_SCORE_PARAMS + ("progress", "memory_mb")}
+        if same != {p: getattr(base, p) for p in same} or v.kernels_ is not base.kernels_:
+            raise ValueError("variants must share one fitted encoder and differ only in "
+                             f"{SHARED_SCORE_PARAMS} (see patchbook.patchknn.pipeline.variant)")
+
+
+def encode_shared(variants: Sequence[PatchEncoder], x: torch.Tensor,
+                  counts: Sequence[bool]) -> list[torch.Tensor]:
+    """:meth:`PatchEncoder.encode_batch` of float images ``x`` under several
+    variants of one fitted encoder that differ only in ``k`` and ``soft``
+    (:data:`SHARED_SCORE_PARAMS`), sharing one matrix product of the patches
+    with the kernels per batch (and one soft threshold per ``k``).
+
+    Equal to ``[v.encode_batch(x, c) for v, c in zip(variants, counts)]``:
+    the binary codes select on the scores ``||a||^2 -/+ 2 (<x, k_j> - <mu, k_j>)``
+    rounded as :func:`patchbook.patchknn.knn.knn_codes` rounds them, the soft
+    codes on the scores of :meth:`PatchEncoder.scores`.
+    """
+    _check_variants(variants)
+    if len(variants) == 1:
+        return [variants[0].encode_batch(x, counts=counts[0])]
+    base = variants[0]
+    B = x.shape[0]
+    h, w = base.code_size(*x.shape[-2:])
+    P = extract_patches(x, base.patch, base.stride)
+    P = P.reshape(-1, P.shape[-1])                                   # (B L) x d
+    products: dict[str, list[torch.Tensor]] = {}
+
+    def scores(soft: bool) -> list[torch.Tensor]:
+        """Scores of x (and of -x with both_signs), for the binary or the soft code."""
+        kind = "soft" if soft else "hard"
+        if kind not in products:
+            if soft:
+                kt, bias, sq = base._on(x.device)
+                s = torch.addmm(bias, P, kt, alpha=-2.0)              # as PatchEncoder.scores
+                products[kind] = [s, 2 * sq - s] if base.both_signs else [s]
+            else:
+                kernels, offset, sq = base._fused_on(x.device)
+                q = torch.mm(P, kernels.T) + offset                    # as knn.knn_codes
+                products[kind] = [sq - (q + q), sq + (q + q)] if base.both_signs else [sq - (q + q)]
+        return products[kind]
+
+    taus: dict[tuple[int, int], torch.Tensor] = {}
+    outs = []
+    for v, c in zip(variants, counts):
+        sums = []
+        for j, s in enumerate(scores(v.soft is not None)):
+            if v.soft is None:
+                code = knn.knn_mask(s, v.k_)
+            else:
+                if (j, v.k_) not in taus:
+                    taus[j, v.k_] = soft_threshold(s, v.k_)
+                code = torch.sub(taus[j, v.k_], s).div_(v.soft).sigmoid_()
+            sums.append(v._window_sums(code, B, h, w))
+            del code
+        outs.append(v._finish(torch.cat(sums, -1), h, w, c))
+    return outs
+
+
+def transform_variants(variants: Sequence[PatchEncoder], images, dtypes: Sequence[torch.dtype],
+                       batch_size: int | None = None) -> list[torch.Tensor]:
+    """:meth:`PatchEncoder.transform` of ``images`` under each variant (see
+    :func:`encode_shared`), ``dtypes[i]`` the dtype of variant ``i``'s codes
+    (``torch.uint8``: window counts of the binary code): one pass over the
+    images, batches of ``batch_size`` (default: what the working memory
+    ``memory_mb`` of the variants allows). The one encoding loop of the
+    library."""
+    _check_variants(variants)
+    base = variants[0]
+    for v, dt in zip(variants, dtypes):
+        if dt == torch.uint8 and (v.soft is not None or v.out_size):
+            raise ValueError("uint8 counts need the binary code (soft=None) and out_size=None")
+        if dt == torch.uint8 and v.pool * v.pool > 255:
+            raise ValueError(f"a {v.pool} x {v.pool} window can count past 255: use int16")
+    C, H, W = image_shape(images)
+    if batch_size is None:
+        batch_size = min(v.batch_size_for(H, W) for v in variants)
+        if len(variants) > 1:  # the shared products: (B L) x |D| float32, twice with both signs, and scores
+            h, w = base.code_size(H, W)
+            per_image = h * w * base.n_atoms * 4 * (3 if base.both_signs else 2)
+            batch_size = max(1, min(batch_size, int(base.memory_mb * 2 ** 20 // per_image)))
+    counts = [dt == torch.uint8 for dt in dtypes]
+    outs = [torch.empty((len(images), *v.out_shape(H, W)), dtype=dt) for v, dt in zip(variants, dtypes)]
+    with torch.no_grad():
+        for start in tqdm(range(0, len(images), batch_size), disable=not base.progress, desc="encoding",
+                          leave=False, mininterval=2.0):
+            x = to_tensor(images[start:start + batch_size], base.device)
+            for out, o, dt in zip(outs, encode_shared(variants, x, counts), dtypes):
+                out[start:start + len(x)] = o.to("cpu", dt)
+    return outs
 
 
 def knn_code_reference(x: torch.Tensor, atoms: torch.Tensor, whitener: Whitener, k: int) -> torch.Tensor:

@@ -1,78 +1,233 @@
-"""Experiment helpers shared by the ablation and ImageNet-table pages.
+"""The one pipeline of Part 2: a point of the patch k-NN experiments, configured once.
 
-Everything here is built on :class:`patchbook.patchknn.encoding.PatchEncoder` and the
-training loop of :mod:`patchbook.patchknn.classifier`; what it adds is *reuse*, so a
-sweep of many settings costs little more than its distinct parts:
+A *point* is a training and a test set, an encoder fitted on the training
+images (patch moments, whitening, a dictionary drawn from them), the codes of
+both sets and a linear head trained on the training codes. Every Part 2
+page (the CIFAR-10 table, the ablations, the ImageNet table), the paper-scale
+runs and ``python -m patchbook train CONFIG`` measure points with
+:func:`measure`, configured by a :class:`PointConfig`.
 
-- :func:`moments_cached`: patch means and covariances, on disk, per patch size;
-- :func:`fit_encoder`: an encoder fitted from cached moments (the whitening
-  and the dictionary draw are cheap);
-- :func:`encode_variants` / :func:`encode_cached`: pooled codes on disk, keyed
-  by the encoder's parameters, its fitted state and the images. Variants of
-  one fitted encoder that differ only in ``k`` or ``soft`` share one score
-  computation per batch (the matrix product), so a sweep of ``K`` or of the
-  soft-code scale computes the scores once;
-- :func:`fit_linear_on_codes`: a head trained on cached codes, with the test
-  accuracy after every epoch (best and final) and the training accuracy;
-- :class:`CodeExperiment` and :func:`sweep`: one point per setting, each
-  setting given as changes to a base configuration, with every shared part
-  (moments, fitted encoders, codes, trained points) computed once;
-- :func:`authors_score_ratio`: the factor between the authors' sigmoid scale
-  and ours, measured on data (see its docstring);
-- :func:`paper_train_config`: the same point as a
-  :class:`patchbook.patchknn.resumable.TrainConfig`, for GPU runs with augmentation.
+Units: **accuracies are in percent** everywhere in this module (a
+:class:`Point`, its history, :func:`train_head`), as in
+:mod:`patchbook.patchknn.classifier`; times are in seconds.
+
+Two ways to measure a point, chosen by ``augment``:
+
+- ``augment=False``: the codes of both sets are computed once as ``uint8``
+  window counts (exact, 4x smaller than float32) and cached on disk
+  (:func:`encode_variants`); the head is trained on them (:func:`train_head`)
+  and the point itself is cached. With ``mirror=True`` the cached codes are
+  flipped at random for free (:meth:`~patchbook.patchknn.encoding.PatchEncoder.flip_permutation`).
+- ``augment=True``: the authors' recipe, codes of randomly cropped and
+  flipped training images recomputed every epoch, trained by
+  :func:`patchbook.patchknn.resumable.fit` (checkpoints after every epoch,
+  bit-identical resume, data-parallel under ``torchrun``).
+
+What is shared, so a sweep costs little more than its distinct parts: one
+cache of patch moments (per data, patch size and moment subset), one of
+codes (per fitted encoder and data), fitted encoders and loaded data in this
+process. Variants that differ only in ``k`` or ``soft`` share one score
+computation per batch (:func:`patchbook.patchknn.encoding.encode_shared`),
+which :func:`sweep` prepares.
+
+Also here: :func:`authors_score_ratio`, the factor between the authors'
+sigmoid scale and ours, measured on data (see its docstring).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
-import math
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+import yaml
 
-from patchbook.cache import cache_path, memo_arrays, source_hash, stable_hash
+from patchbook import data
+from patchbook.cache import (
+    atomic_write,
+    cache_path,
+    memo_arrays,
+    source_hash,
+    stable_hash,
+)
+from patchbook.patchknn import resumable
+from patchbook.patchknn.classifier import (
+    ArrayBatches,
+    EncodedBatches,
+    Schedule,
+    make_head,
+    train,
+)
 from patchbook.patchknn.encoding import (
+    SHARED_SCORE_PARAMS,
     PatchEncoder,
     resolve_k,
-    window_areas,
-    window_sums,
+    transform_variants,
 )
-from patchbook.patchknn.patches import (
-    PatchMoments,
-    image_shape,
-    patch_moments,
-    to_tensor,
-)
+from patchbook.patchknn.patches import PatchMoments, image_shape, patch_moments
+from patchbook.paths import cache_root
+from patchbook.runtime import resolve_device
 
 # The input normalisation of the authors' CIFAR-10 script (torchvision
 # Normalize after ToTensor), louity/patches kneighbors.py.
 AUTHORS_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 AUTHORS_CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
-# Work done (not served from the cache), for tests and reports: images
-# encoded, moment passes, trainings.
+# Work done (not served from a cache), for tests and reports: moment passes,
+# images encoded (once per variant), heads trained.
 COUNTS: Counter = Counter()
 
-ENCODER_KEYS = ("n_atoms", "patch", "k", "lam", "whitening", "both_signs", "soft", "pool", "pool_stride",
-                "ceil_mode", "out_size", "stride", "seed")
-# What PatchEncoder.fit depends on (the rest only changes how codes are computed).
-FIT_KEYS = ("n_atoms", "patch", "lam", "whitening", "stride", "seed")
-# Parameters that variants of one fitted encoder may change while sharing scores.
-SHARED_SCORE_KEYS = ("k", "soft")
-HEAD_KEYS = ("head", "bottleneck", "head_kernel")
-TRAIN_KEYS = ("epochs", "lr", "milestones", "momentum", "weight_decay", "batch_size")
+HEADS = ("factorized", "linear")
+WHITENINGS = ("zca", "pca", "none")
+
+
+# ---------------------------------------------------------- configuration ----
+
+@dataclass(frozen=True)
+class PointConfig:
+    """Everything a measured point depends on, in the profiles' names.
+
+    Data: ``dataset`` (a :func:`patchbook.data.load` name; the test split is
+    ``val`` for ``tiny-imagenet-100``, else ``test``), ``n_per_class`` and
+    ``n_test_per_class`` (stratified subsets, 0: all), ``n_moment_images``
+    (training images whose patches give the whitening covariance, 0: all).
+    Encoder (:class:`~patchbook.patchknn.encoding.PatchEncoder`): ``n_atoms``,
+    ``patch``, ``k`` (an ``int`` count or a ``float`` fraction of ``n_atoms``),
+    ``lam``, ``whitening``, ``both_signs``, ``soft`` (``None``: the binary
+    code), ``pool``, ``pool_stride``, ``ceil_mode``, ``out_size``, ``stride``,
+    ``mirror``. Head (:func:`~patchbook.patchknn.classifier.make_head`): ``head``,
+    ``bottleneck``, ``head_kernel``, ``batchnorm``. SGD: ``epochs``, ``lr``,
+    ``milestones`` (x 0.1 at each), ``momentum``, ``weight_decay``,
+    ``batch_size``; ``augment`` (random crop after ``padding`` and flip,
+    codes recomputed every epoch); test accuracy every ``eval_every`` epochs;
+    ``seed`` (subsets, moment images, dictionary, initialisation, order).
+
+    How a point is computed (device, working memory, progress bars, output
+    folder) is not part of it: see :func:`measure`.
+    """
+
+    dataset: str = "cifar10"
+    n_per_class: int = 0
+    n_test_per_class: int = 0
+    n_moment_images: int = 0
+    n_atoms: int = 2048
+    patch: int = 6
+    k: int | float = 0.4
+    lam: float = 1e-3
+    whitening: str = "zca"
+    both_signs: bool = True
+    soft: float | None = None
+    pool: int = 5
+    pool_stride: int = 3
+    ceil_mode: bool = True
+    out_size: int | None = None
+    stride: int = 1
+    mirror: bool = False
+    head: str = "factorized"
+    bottleneck: int = 128
+    head_kernel: int = 6
+    batchnorm: bool = True
+    epochs: int = 80
+    lr: float = 3e-3
+    milestones: tuple[int, ...] = (50, 75)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    augment: bool = False
+    padding: int = 4
+    eval_every: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        if self.soft is not None and not (isinstance(self.soft, (int, float)) and self.soft > 0):
+            raise ValueError(f"soft must be None (binary code) or > 0, got {self.soft!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.whitening not in WHITENINGS:
+            raise ValueError(f"whitening must be one of {WHITENINGS}, got {self.whitening!r}")
+        resolve_k(self.k, self.n_atoms)
+        for name in ("n_per_class", "n_test_per_class", "n_moment_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: all), got {getattr(self, name)}")
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **row: Any) -> "PointConfig":
+        """The point of a page: its parameters ``params`` (a profile's, which
+        may hold other keys: those that are not fields are the page's own),
+        with a row's changes ``row`` (which must all be fields)."""
+        unknown = sorted(set(row) - set(cls.fields()))
+        if unknown:
+            raise ValueError(f"unknown point parameters {unknown}; parameters are {list(cls.fields())}")
+        return cls(**{**{f: params[f] for f in cls.fields() if f in params}, **row})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PointConfig":
+        """The inverse of :meth:`to_dict`; unknown keys are an error."""
+        unknown = sorted(set(d) - set(cls.fields()))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys are {list(cls.fields())}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "PointConfig":
+        """A copy with ``changes`` (field names only)."""
+        unknown = sorted(set(changes) - set(self.fields()))
+        if unknown:
+            raise ValueError(f"unknown point parameters {unknown}; parameters are {list(self.fields())}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (``milestones`` as a list)."""
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    def key(self) -> str:
+        """A hash of the point: every field (``k`` as the count it resolves
+        to: ``k=0.25`` and ``k=4`` of 16 atoms are one point), nothing of how
+        it is computed."""
+        return stable_hash({"point": {**self.to_dict(), "k": resolve_k(self.k, self.n_atoms)}})
+
+    @property
+    def test_split(self) -> str:
+        return "val" if self.dataset == "tiny-imagenet-100" else "test"
+
+    def encoder_params(self) -> dict[str, Any]:
+        """The :class:`~patchbook.patchknn.encoding.PatchEncoder` parameters of the point."""
+        names = ("n_atoms", "patch", "k", "lam", "whitening", "both_signs", "soft", "pool", "pool_stride",
+                 "ceil_mode", "out_size", "stride", "mirror", "seed")
+        return {n: getattr(self, n) for n in names}
+
+    def schedule(self) -> Schedule:
+        return Schedule(self.epochs, self.lr, self.milestones, momentum=self.momentum,
+                        weight_decay=self.weight_decay)
+
+
+def load_config(path: str | os.PathLike) -> PointConfig:
+    """A :class:`PointConfig` from a ``.json`` or ``.yaml`` file of its fields."""
+    text = Path(path).read_text()
+    d = yaml.safe_load(text) if str(path).endswith((".yaml", ".yml")) else json.loads(text)
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping of point parameters, got {type(d).__name__}")
+    return PointConfig.from_dict(d)
 
 
 # ------------------------------------------------------------------ data ----
 
-@dataclass
+@dataclass(frozen=True)
 class Split:
     """Images (``uint8`` ``N x H x W x C``), labels and a JSON description
     (``key``) naming the data they come from, for cache keys."""
@@ -90,14 +245,34 @@ class Split:
         return f"{self.key.get('dataset', '?')}/{self.key.get('split', '?')}: {len(self):,} images, {n_cls} classes"
 
 
-def load_split(name: str, split: str, n_per_class: int | None = None, seed: int = 0) -> Split:
-    """A (stratified subset of a) dataset split; ``n_per_class`` 0 or None: all."""
-    from patchbook import data
+_SPLITS: dict[tuple, Split] = {}
 
-    ds = data.load(name, split, n_per_class=n_per_class or None, seed=seed)
-    key = {"dataset": name, "split": split, "fingerprint": ds.fingerprint, "n_per_class": n_per_class or None,
-           "seed": seed if n_per_class else None}
-    return Split(ds.images, ds.labels, key, tuple(ds.classes))
+
+def load_split(name: str, split: str, n_per_class: int = 0, seed: int = 0) -> Split:
+    """A (stratified subset of a) dataset split, kept in this process;
+    ``n_per_class`` 0: all."""
+    k = (name, split, n_per_class or 0, seed if n_per_class else None)
+    if k not in _SPLITS:
+        ds = data.load(name, split, n_per_class=n_per_class or None, seed=seed)
+        key = {"dataset": name, "split": split, "fingerprint": ds.fingerprint, "n_per_class": n_per_class or None,
+               "seed": seed if n_per_class else None}
+        if len(_SPLITS) >= 8:
+            _SPLITS.pop(next(iter(_SPLITS)))
+        _SPLITS[k] = Split(ds.images, ds.labels, key, tuple(ds.classes))
+    return _SPLITS[k]
+
+
+def forget() -> None:
+    """Empty this process's memory of loaded splits and fitted encoders (the
+    disk caches stay): for tests that count work."""
+    _SPLITS.clear()
+    _FITTED.clear()
+
+
+def splits(config: PointConfig) -> tuple[Split, Split]:
+    """The training and test sets of a point."""
+    return (load_split(config.dataset, "train", config.n_per_class, config.seed),
+            load_split(config.dataset, config.test_split, config.n_test_per_class, config.seed))
 
 
 def content_key(images: np.ndarray) -> str:
@@ -108,7 +283,8 @@ def content_key(images: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _data_key(images, key) -> Any:
+def data_key(images, key) -> Any:
+    """``key`` if given, else a hash of the images' bytes."""
     return key if key is not None else {"content": content_key(np.asarray(images))}
 
 
@@ -118,20 +294,21 @@ def moments_cached(images: np.ndarray, patch: int, stride: int = 1, key: Any = N
                    n_images: int | None = None, seed: int = 0, device: str = "cpu",
                    progress: bool = False) -> PatchMoments:
     """Mean and covariance of every ``patch x patch`` patch of ``images`` (or of
-    ``n_images`` of them drawn with ``seed``), cached on disk."""
+    ``n_images`` of them drawn with ``seed``), cached on disk: the one cache
+    of patch moments."""
     idx = None
     if n_images and n_images < len(images):
         idx = np.sort(np.random.default_rng(seed).choice(len(images), n_images, replace=False))
-    ckey = {"what": "patch moments", "data": _data_key(images, key), "patch": patch, "stride": stride,
+    ckey = {"what": "patch moments", "data": data_key(images, key), "patch": patch, "stride": stride,
             "n_images": n_images if idx is not None else None, "seed": seed if idx is not None else None,
-            "_src": source_hash("patchknn.encoding")}
+            "_src": source_hash("patchknn.patches")}
 
     def compute():
         COUNTS["moments"] += 1
         imgs = images if idx is None else images[idx]
         return patch_moments(imgs, patch, stride, device=device, progress=progress).to_arrays()
 
-    return PatchMoments.from_arrays(memo_arrays("experiment-moments", ckey, compute, include_code=False))
+    return PatchMoments.from_arrays(memo_arrays("patch-moments", ckey, compute, include_code=False))
 
 
 def fit_encoder(encoder: PatchEncoder, images: np.ndarray, key: Any = None, n_moment_images: int | None = None,
@@ -141,6 +318,33 @@ def fit_encoder(encoder: PatchEncoder, images: np.ndarray, key: Any = None, n_mo
     m = moments_cached(images, encoder.patch, encoder.stride, key, n_moment_images, moment_seed,
                        device=str(encoder.device), progress=encoder.progress)
     return encoder.fit(images, moments=m)
+
+
+# What PatchEncoder.fit depends on (the other parameters only change how codes are computed).
+FIT_PARAMS = ("n_atoms", "patch", "lam", "whitening", "stride", "mirror", "seed")
+_FITTED: dict[str, PatchEncoder] = {}
+
+
+def fitted_encoder(config: PointConfig, train_split: Split, *, device: str = "cpu", memory_mb: int = 512,
+                   progress: bool = False) -> PatchEncoder:
+    """The encoder of ``config`` fitted on ``train_split``: refitted (moments
+    from the cache) only when a :data:`FIT_PARAMS` parameter, the data or the
+    moment subset changes, else a copy sharing the fitted arrays."""
+    params = config.encoder_params()
+    fkey = stable_hash({"fit": {p: params[p] for p in FIT_PARAMS}, "data": train_split.key,
+                        "n_moment_images": config.n_moment_images, "device": str(device)})
+    if fkey not in _FITTED:
+        e = PatchEncoder(**{p: params[p] for p in FIT_PARAMS}, device=device, memory_mb=memory_mb,
+                         progress=progress)
+        if len(_FITTED) >= 16:
+            _FITTED.pop(next(iter(_FITTED)))
+        _FITTED[fkey] = fit_encoder(e, train_split.images, train_split.key, config.n_moment_images or None,
+                                    config.seed)
+    e = copy.copy(_FITTED[fkey])
+    e.set_params(**{p: v for p, v in params.items() if p not in FIT_PARAMS}, memory_mb=memory_mb,
+                 progress=progress)
+    e.k_ = resolve_k(e.k, e.n_atoms)
+    return e
 
 
 def fitted_hash(encoder: PatchEncoder) -> str:
@@ -156,9 +360,9 @@ def fitted_hash(encoder: PatchEncoder) -> str:
 def variant(encoder: PatchEncoder, **changes) -> PatchEncoder:
     """A copy of a fitted encoder with other ``k`` and/or ``soft``, sharing
     its fitted arrays (no refit is needed for those two)."""
-    bad = set(changes) - set(SHARED_SCORE_KEYS)
+    bad = set(changes) - set(SHARED_SCORE_PARAMS)
     if bad:
-        raise ValueError(f"variant() changes only {SHARED_SCORE_KEYS}, not {sorted(bad)}; refit for those")
+        raise ValueError(f"variant() changes only {SHARED_SCORE_PARAMS}, not {sorted(bad)}; refit for those")
     v = copy.copy(encoder)
     v.set_params(**changes)
     if v.soft is not None and not v.soft > 0:
@@ -169,85 +373,34 @@ def variant(encoder: PatchEncoder, **changes) -> PatchEncoder:
 
 # ----------------------------------------------------------------- codes ----
 
-def _codes_dtype(encoder: PatchEncoder) -> torch.dtype:
+def codes_dtype(encoder: PatchEncoder) -> torch.dtype:
     """``uint8`` window counts for the binary code (exact, 4x smaller), else float32 means."""
     counts = encoder.soft is None and not encoder.out_size and encoder.pool * encoder.pool <= 255
     return torch.uint8 if counts else torch.float32
 
 
 def codes_scale(encoder: PatchEncoder) -> float:
-    """Factor turning :func:`encode_cached`'s output into window means
-    (``1 / pool^2`` for ``uint8`` counts; exact except at ceil-mode border
-    windows, a per-position constant a linear head absorbs)."""
-    return 1.0 / (encoder.pool * encoder.pool) if _codes_dtype(encoder) == torch.uint8 else 1.0
+    """Factor turning cached codes into window means (``1 / pool^2`` for
+    ``uint8`` counts; exact except at ceil-mode border windows, a
+    per-position constant a linear head absorbs)."""
+    return 1.0 / (encoder.pool * encoder.pool) if codes_dtype(encoder) == torch.uint8 else 1.0
 
 
-def _codes_key(encoder: PatchEncoder, images, key) -> dict:
-    return {"what": "pooled codes", "encoder": encoder.code_params(), "fitted": fitted_hash(encoder),
-            "data": _data_key(images, key), "dtype": str(_codes_dtype(encoder)), "_src": source_hash("patchknn.encoding")}
+def _codes_path(encoder: PatchEncoder, images, key) -> Path:
+    params = {**encoder.code_params(), "k": resolve_k(encoder.k, encoder.n_atoms)}   # a count, however given
+    ckey = {"what": "pooled codes", "encoder": params, "fitted": fitted_hash(encoder),
+            "data": data_key(images, key), "dtype": str(codes_dtype(encoder)),
+            "_src": source_hash("patchknn.encoding")}
+    return cache_path("codes", ckey, ".npz", include_code=False)
 
 
-def _pool(encoder: PatchEncoder, c: torch.Tensor, B: int, h: int, w: int, counts: bool) -> torch.Tensor:
-    """Window sums of one ``(B L) x |D|`` code, as :meth:`PatchEncoder.encode_batch` pools."""
-    if c.dtype == torch.bool:
-        c = c.view(torch.uint8) if encoder.pool * encoder.pool <= 255 else c.to(torch.int16)
-    return window_sums(c.view(B, h, w, -1), encoder.pool, encoder.pool_stride, encoder.ceil_mode)
-
-
-def _soft_threshold(s: torch.Tensor, k: int) -> torch.Tensor:
-    """``tau`` of :meth:`PatchEncoder._code`: the midpoint between the K-th
-    and (K+1)-th smallest score of each row."""
-    from patchbook.patchknn import knn
-
-    mask = knn.knn_mask(s, k)
-    kth = s.masked_fill(~mask, -math.inf).amax(1, keepdim=True)
-    nxt = s.masked_fill(mask, math.inf).amin(1, keepdim=True)
-    return (kth + nxt) / 2
-
-
-def _encode_many(variants: Sequence[PatchEncoder], images, batch_size: int | None) -> list[torch.Tensor]:
-    """Pooled codes of ``images`` under every variant (same fitted state; may
-    differ in ``k``, ``soft``): one score matrix per batch for all of them.
-    Equal to ``v.transform(images, dtype, batch_size)`` for each variant."""
-    import torch.nn.functional as F
-
-    base = variants[0]
-    C, H, W = image_shape(images)
-    h, w = base.code_size(H, W)
-    bs = batch_size or min(v.batch_size_for(H, W) for v in variants)
-    dtypes = [_codes_dtype(v) for v in variants]
-    outs = [torch.empty((len(images), *v.out_shape(H, W)), dtype=dt) for v, dt in zip(variants, dtypes)]
-    area = window_areas(h, w, base.pool, base.pool_stride, base.ceil_mode)
-    with torch.no_grad():
-        for start in range(0, len(images), bs):
-            x = to_tensor(images[start:start + bs], base.device)
-            B = x.shape[0]
-            s = base.scores(x)                                  # scores of +w
-            signs = [s]
-            if base.both_signs:
-                _, _, sq = base._on(x.device)
-                signs.append(2 * sq - s)                        # ||a||^2 + 2 <w, a>: scores of -w
-            shared: dict = {}  # soft codes: the K-NN threshold tau of each (sign, K), computed once
-            for v, dt, out in zip(variants, dtypes, outs):
-                counts = dt == torch.uint8
-                pooled = []
-                for j, sc in enumerate(signs):
-                    if v.soft is None:
-                        c = v._code(sc)
-                    else:  # PatchEncoder._code's soft branch, with tau shared across scales
-                        if (j, v.k_) not in shared:
-                            shared[j, v.k_] = _soft_threshold(sc, v.k_)
-                        c = torch.sub(shared[j, v.k_], sc).div_(v.soft).sigmoid_()
-                    pooled.append(_pool(v, c, B, h, w, counts))
-                    del c
-                o = torch.cat(pooled, -1).permute(0, 3, 1, 2)
-                if not counts:
-                    o = o.to(torch.float32) / area.to(o.device)
-                    if v.out_size:
-                        o = F.adaptive_avg_pool2d(o, v.out_size)
-                out[start:start + B] = o.to("cpu", dt)
-            COUNTS["encoded images"] += B * len(variants)
-    return outs
+def _load_codes(path: Path) -> np.ndarray | None:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return f["codes"]
+    except Exception:  # a corrupt entry is recomputed, not trusted
+        path.unlink(missing_ok=True)
+        return None
 
 
 def encode_variants(encoder: PatchEncoder, images: np.ndarray, changes: Sequence[dict], key: Any = None,
@@ -255,70 +408,61 @@ def encode_variants(encoder: PatchEncoder, images: np.ndarray, changes: Sequence
                     keep: bool = True) -> list[np.ndarray | None]:
     """Pooled codes of ``images`` for each variant ``variant(encoder, **c)`` of
     a fitted encoder, ``c`` in ``changes`` (dicts of ``k`` and/or ``soft``;
-    ``{}`` is the encoder itself), cached on disk.
+    ``{}`` is the encoder itself), cached on disk: the one cache of codes.
 
-    Variants not in the cache are computed together, a group of at most
-    ``max_bytes`` of output at a time, sharing the score matrix of each batch.
-    Binary codes come as ``uint8`` window counts, soft codes as float32
-    window means (see :func:`codes_scale`). ``key`` describes the images (a
-    :class:`Split` ``key``); without it their bytes are hashed. With
-    ``keep=False`` nothing is returned (the codes are only made ready in the
-    cache): a sweep's codes need not all fit in memory.
+    Variants not in the cache are computed together
+    (:func:`patchbook.patchknn.encoding.transform_variants`), a group of at
+    most ``max_bytes`` of output at a time, sharing the products of each
+    batch. Binary codes come as ``uint8`` window counts, soft codes as
+    float32 window means (see :func:`codes_scale`). ``key`` describes the
+    images (a :class:`Split` ``key``); without it their bytes are hashed.
+    With ``keep=False`` nothing is returned (the codes are only made ready
+    in the cache): a sweep's codes need not all fit in memory.
     """
     encoder._check()
     vs = [variant(encoder, **c) for c in changes]
-    keys = [_codes_key(v, images, key) for v in vs]
+    paths = [_codes_path(v, images, key) for v in vs]
     results: list[np.ndarray | None] = [None] * len(vs)
     todo = []
-    for i, (v, k) in enumerate(zip(vs, keys)):
-        path = cache_path("experiment-codes", k, ".npz", include_code=False)
-        if path.exists() and (not keep or _try_load(path, results, i)):
-            continue
+    for i, path in enumerate(paths):
+        if path.exists():
+            if not keep:
+                continue
+            results[i] = _load_codes(path)
+            if results[i] is not None:
+                continue
         todo.append(i)
     C, H, W = image_shape(images)
-    group: list[int] = []
-    size = 0
-    groups = []
+    groups: list[list[int]] = []
+    size = 0.0
     for i in todo:
-        nbytes = len(images) * int(np.prod(vs[i].out_shape(H, W))) * (1 if _codes_dtype(vs[i]) == torch.uint8 else 4)
-        if group and size + nbytes > max_bytes:
-            groups.append(group)
-            group, size = [], 0
-        group.append(i)
+        nbytes = len(images) * int(np.prod(vs[i].out_shape(H, W))) * (1 if codes_dtype(vs[i]) == torch.uint8 else 4)
+        if not groups or size + nbytes > max_bytes:
+            groups.append([])
+            size = 0.0
+        groups[-1].append(i)
         size += nbytes
-    if group:
-        groups.append(group)
     for group in groups:
         t0 = time.perf_counter()
-        codes = _encode_many([vs[i] for i in group], images, batch_size)
+        codes = transform_variants([vs[i] for i in group], images, [codes_dtype(vs[i]) for i in group], batch_size)
+        COUNTS["encoded images"] += len(images) * len(group)
         seconds = (time.perf_counter() - t0) / len(group)
         for i, c in zip(group, codes):
             arrays = {"codes": c.numpy(), "seconds": np.asarray(seconds)}
-            memo_arrays("experiment-codes", keys[i], lambda a=arrays: a, include_code=False)
+            _write_arrays(paths[i], arrays)
             if keep:
                 results[i] = arrays["codes"]
         del codes
     return results
 
 
-def _try_load(path, results, i) -> bool:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            results[i] = f["codes"]
-        return True
-    except Exception:
-        path.unlink(missing_ok=True)
-        return False
+def _write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to the cache entry ``path`` atomically."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
-
-def cached_seconds(encoder: PatchEncoder, images: np.ndarray, key: Any = None) -> float | None:
-    """Wall time (s) the cached codes of ``images`` took when they were
-    computed (shared with the other variants of their pass), or ``None``."""
-    path = cache_path("experiment-codes", _codes_key(encoder, images, key), ".npz", include_code=False)
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as f:
-        return float(f["seconds"])
+    atomic_write(path, write)
 
 
 def encode_cached(encoder: PatchEncoder, images: np.ndarray, key: Any = None,
@@ -328,178 +472,225 @@ def encode_cached(encoder: PatchEncoder, images: np.ndarray, key: Any = None,
     return encode_variants(encoder, images, [{}], key, batch_size)[0]
 
 
-# ------------------------------------------------------------ classifier ----
-
-@dataclass
-class LinearFit:
-    """What :func:`fit_linear_on_codes` measured (accuracies in percent)."""
-
-    test_top1: float          # after the last epoch
-    test_top5: float
-    best_test_top1: float     # best over the epochs (the authors' "best test acc.")
-    best_epoch: int
-    train_top1: float         # running accuracy over the last epoch (the authors' "final train acc.")
-    n_train: int
-    n_test: int
-    seconds: float
-    history: list = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
+def cached_seconds(encoder: PatchEncoder, images: np.ndarray, key: Any = None) -> float | None:
+    """Wall time (s) the cached codes of ``images`` took when they were
+    computed (shared with the other variants of their pass), or ``None``."""
+    path = _codes_path(encoder, images, key)
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return float(f["seconds"])
 
 
-def fit_linear_on_codes(train_codes, train_labels, test_codes, test_labels, *, head: str = "factorized",
-                        bottleneck: int = 128, head_kernel: int = 6, epochs: int = 10, lr: float = 0.01,
-                        milestones: Sequence[int] = (), momentum: float = 0.9, weight_decay: float = 0.0,
-                        batch_size: int = 128, scale: float = 1.0, seed: int = 0, device: str = "cpu",
-                        eval_every: int = 1, progress: bool = False) -> LinearFit:
-    """Train a head (:func:`patchbook.patchknn.classifier.make_head`) on precomputed
-    codes with SGD (momentum, step decay by 0.1 at ``milestones``) and
-    evaluate it on the test codes every ``eval_every`` epochs."""
-    from patchbook.patchknn.classifier import ArrayBatches, Schedule, make_head, train
-
-    COUNTS["trainings"] += 1
-    train_codes, test_codes = torch.as_tensor(np.asarray(train_codes)), torch.as_tensor(np.asarray(test_codes))
-    n_classes = int(max(np.max(train_labels), np.max(test_labels))) + 1
-    tr = ArrayBatches(train_codes, train_labels, batch_size, shuffle=True, scale=scale, device=device, seed=seed)
-    te = ArrayBatches(test_codes, test_labels, 500, scale=scale, device=device)
-    torch.manual_seed(seed)
-    model = make_head(head, tuple(train_codes.shape[1:]), n_classes, bottleneck, head_kernel).to(device)
-    sched = Schedule(epochs, lr, tuple(milestones), momentum=momentum, weight_decay=weight_decay)
-    t0 = time.perf_counter()
-    hist = train(model, tr, sched, test_data=te, eval_every=eval_every, progress=progress).epochs
-    seconds = time.perf_counter() - t0
-    tested = [r for r in hist if "test_top1" in r]
-    best = max(tested, key=lambda r: r["test_top1"])
-    last = hist[-1]
-    return LinearFit(100 * last["test_top1"], 100 * last["test_top5"], 100 * best["test_top1"], int(best["epoch"]),
-                     100 * last["train_top1"], len(train_labels), len(test_labels), seconds, hist)
+def codes_in_cache(encoder: PatchEncoder, split: Split) -> bool:
+    """Whether the codes of ``split`` under ``encoder`` are in the cache."""
+    return _codes_path(encoder, split.images, split.key).exists()
 
 
-# ---------------------------------------------------------- experiments ----
+# ----------------------------------------------------------------- points ----
 
-def _split_config(cfg: dict) -> tuple[dict, dict, dict]:
-    enc = {k: cfg[k] for k in ENCODER_KEYS if k in cfg}
-    head = {k: cfg[k] for k in HEAD_KEYS if k in cfg}
-    tr = {k: cfg[k] for k in TRAIN_KEYS if k in cfg}
-    return enc, head, tr
+@dataclass(frozen=True)
+class Point:
+    """What :func:`measure` measured (accuracies in percent, times in seconds).
 
-
-class CodeExperiment:
-    """Points of a study: codes of a training and a test split under a
-    configuration, a head trained on them, accuracies.
-
-    ``base`` holds every parameter (encoder: :data:`ENCODER_KEYS`, head:
-    :data:`HEAD_KEYS`, training: :data:`TRAIN_KEYS`); a point is ``base``
-    with some changes (:meth:`config`). Moments are cached per patch size,
-    fitted encoders per :data:`FIT_KEYS`, codes per encoder and split, and
-    points (accuracies) per configuration, in this process and on disk, so a
-    setting shared by several sweeps (the default one) is trained once.
+    ``test_top1``, ``test_top5`` and ``train_top1``: after the last epoch
+    (the training accuracy is the running one over that epoch, the authors'
+    "final train acc."); ``best_test_top1`` and ``best_epoch``: the best test
+    accuracy over the evaluated epochs (the authors' "best test acc.").
+    ``history``: one record per epoch (``epoch``, ``lr``, ``train_loss``,
+    ``train_top1``, ``seconds``; ``test_top1``, ``test_top5``, ``test_loss``
+    where evaluated). ``seconds``: per stage (``fit``, ``encode`` as measured
+    when the codes were computed, ``train``, ...). ``codes_cached``: the codes
+    came from the cache; ``cached``: the whole point did (nothing trained).
     """
 
-    def __init__(self, train: Split, test: Split, base: dict, *, n_moment_images: int | None = None,
-                 seed: int = 0, device: str = "cpu", memory_mb: int = 512, cache_points: bool = True,
-                 progress: bool = False):
-        unknown = set(base) - set(ENCODER_KEYS + HEAD_KEYS + TRAIN_KEYS)
-        if unknown:
-            raise ValueError(f"unknown parameters {sorted(unknown)}")
-        self.train, self.test, self.base = train, test, dict(base)
-        self.n_moment_images, self.seed, self.device = n_moment_images, seed, device
-        self.memory_mb, self.cache_points, self.progress = memory_mb, cache_points, progress
-        self._fitted: dict[str, PatchEncoder] = {}
-        self._points: dict[str, dict] = {}
+    test_top1: float
+    test_top5: float
+    best_test_top1: float
+    best_epoch: int
+    train_top1: float
+    n_train: int
+    n_test: int
+    n_features: int
+    history: tuple = ()
+    seconds: dict = field(default_factory=dict)
+    codes_cached: bool = False
+    cached: bool = False
 
-    def config(self, **changes) -> dict:
-        unknown = set(changes) - set(ENCODER_KEYS + HEAD_KEYS + TRAIN_KEYS)
-        if unknown:
-            raise ValueError(f"unknown parameters {sorted(unknown)}")
-        return {**self.base, **changes}
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["history"] = list(self.history)
+        return d
 
-    def encoder(self, **changes) -> PatchEncoder:
-        """The fitted encoder of ``base`` with ``changes`` (refit only when a
-        :data:`FIT_KEYS` parameter changes)."""
-        enc, _, _ = _split_config(self.config(**changes))
-        fkey = stable_hash({k: enc.get(k) for k in FIT_KEYS})
-        if fkey not in self._fitted:
-            e = PatchEncoder(**{k: enc[k] for k in FIT_KEYS if k in enc}, device=self.device,
-                             memory_mb=self.memory_mb)
-            self._fitted[fkey] = fit_encoder(e, self.train.images, self.train.key, self.n_moment_images, self.seed)
-        e = copy.copy(self._fitted[fkey])
-        e.set_params(**{k: v for k, v in enc.items() if k not in FIT_KEYS})
-        return variant(e)
-
-    def codes(self, **changes) -> tuple[np.ndarray, np.ndarray, float]:
-        """Training codes, test codes and their scale (:func:`codes_scale`)."""
-        e = self.encoder(**changes)
-        return (encode_cached(e, self.train.images, self.train.key),
-                encode_cached(e, self.test.images, self.test.key), codes_scale(e))
-
-    def prepare(self, changes: Iterable[dict]) -> None:
-        """Make the codes of several points ready in the cache, sharing the
-        scores of points whose encoders differ only in ``k`` or ``soft``."""
-        groups: dict[str, tuple[PatchEncoder, list[dict]]] = {}
-        for ch in changes:
-            e = self.encoder(**ch)
-            rest = {k: v for k, v in e.code_params().items() if k not in SHARED_SCORE_KEYS}
-            g = stable_hash([rest, fitted_hash(e)])
-            groups.setdefault(g, (e, []))[1].append({k: getattr(e, k) for k in SHARED_SCORE_KEYS})
-        for e, vs in groups.values():
-            for split in (self.train, self.test):
-                encode_variants(e, split.images, vs, split.key, keep=False)
-
-    def point_key(self, **changes) -> dict:
-        cfg = self.config(**changes)
-        e = self.encoder(**changes)
-        _, head, tr = _split_config(cfg)
-        return {"what": "linear head on codes", "encoder": e.code_params(), "fitted": fitted_hash(e),
-                "train": self.train.key, "test": self.test.key, "head": head, "train_cfg": tr,
-                "seed": self.seed}
-
-    def point(self, **changes) -> dict:
-        """Accuracies (percent) of the head trained on the codes of ``base``
-        with ``changes``; ``cached`` says whether it was trained earlier."""
-        key = self.point_key(**changes)
-        h = stable_hash(key)
-        if h in self._points:
-            return {**self._points[h], "cached": True}
-        cfg = self.config(**changes)
-        _, head, tr = _split_config(cfg)
-
-        def compute():
-            xtr, xte, scale = self.codes(**changes)
-            fit = fit_linear_on_codes(xtr, self.train.labels, xte, self.test.labels,
-                                      head=head.get("head", "factorized"), bottleneck=head.get("bottleneck", 128),
-                                      head_kernel=head.get("head_kernel", 6), scale=scale, seed=self.seed,
-                                      device=self.device, progress=self.progress, **tr)
-            out = fit.as_dict()
-            out["n_features"] = int(np.prod(xtr.shape[1:]))
-            return {"json": np.asarray(json.dumps(out))}
-
-        path = cache_path("experiment-points", key, ".npz")
-        cached = self.cache_points and path.exists()
-        arrays = memo_arrays("experiment-points", key, compute) if self.cache_points else compute()
-        res = json.loads(str(arrays["json"]))
-        self._points[h] = res
-        return {**res, "cached": cached}
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Point":
+        return cls(**{**d, "history": tuple(d.get("history", ()))})
 
 
-def sweep(experiment: CodeExperiment, values: Sequence, to_changes: Callable[[Any], dict] | str,
-          progress: Callable[[str], None] | None = None) -> list[dict]:
-    """One point per value: ``experiment.point(**to_changes(value))`` (a string
-    ``to_changes`` names the parameter set to the value). Codes of all values
-    are prepared first, sharing scores where possible. Returns a list of
-    point dicts with ``value`` and ``changes`` added, in the order of ``values``."""
-    fn = (lambda v: {to_changes: v}) if isinstance(to_changes, str) else to_changes
-    changes = [fn(v) for v in values]
-    experiment.prepare(changes)
+def point_from_history(history: Sequence[dict], *, n_train: int, n_test: int, n_features: int,
+                       final: Mapping[str, float] | None = None, **kw: Any) -> Point:
+    """A :class:`Point` from a training history (percent): best test accuracy
+    over the evaluated epochs (the first of equal ones), final accuracies
+    from ``final`` (an evaluation after training) or the last record."""
+    if not history:
+        raise ValueError("an empty history: nothing was trained")
+    tested = [r for r in history if "test_top1" in r]
+    best = max(tested, key=lambda r: r["test_top1"]) if tested else {}
+    last = history[-1]
+    final = final or {"top1": last.get("test_top1", float("nan")), "top5": last.get("test_top5", float("nan"))}
+    return Point(test_top1=float(final["top1"]), test_top5=float(final["top5"]),
+                 best_test_top1=float(best.get("test_top1", float("nan"))), best_epoch=int(best.get("epoch", -1)),
+                 train_top1=float(last["train_top1"]), n_train=n_train, n_test=n_test, n_features=n_features,
+                 history=tuple(dict(r) for r in history), **kw)
+
+
+def train_head(train_x, train_y, test_x, test_y, config: PointConfig, *, scale: float = 1.0,
+               flip_perm: torch.Tensor | None = None, device: str = "cpu", progress: bool = False) -> Point:
+    """Train the head of ``config`` (``head``, ``bottleneck``, ``head_kernel``,
+    ``batchnorm``) on fixed features ``train_x`` (``N x C x h x w``, any dtype,
+    times ``scale``) with its SGD schedule and seed, evaluating on ``test_x``
+    every ``eval_every`` epochs: the one head-training function (patch codes
+    and the ImageNet table's fixed-feature baselines alike)."""
+    COUNTS["trainings"] += 1
+    train_x, test_x = torch.as_tensor(np.asarray(train_x)), torch.as_tensor(np.asarray(test_x))
+    n_classes = int(max(np.max(train_y), np.max(test_y))) + 1
+    tr = ArrayBatches(train_x, train_y, config.batch_size, shuffle=True, scale=scale, device=device,
+                      seed=config.seed, flip_perm=flip_perm)
+    te = ArrayBatches(test_x, test_y, 500, scale=scale, device=device)
+    torch.manual_seed(config.seed)
+    model = make_head(config.head, tuple(train_x.shape[1:]), n_classes, config.bottleneck, config.head_kernel,
+                      config.batchnorm).to(device)
+    t0 = time.perf_counter()
+    hist = train(model, tr, config.schedule(), test_data=te, eval_every=config.eval_every, progress=progress)
+    return point_from_history(hist.epochs, n_train=len(train_y), n_test=len(test_y),
+                              n_features=int(np.prod(train_x.shape[1:])),
+                              seconds={"train": time.perf_counter() - t0})
+
+
+def _point_path(config: PointConfig, train_split: Split, test_split: Split) -> Path:
+    key = {"what": "point on cached codes", "point": config.key(), "train": train_split.key,
+           "test": test_split.key, "_src": source_hash("patchknn.pipeline")}
+    return cache_path("points", key, ".npz", include_code=False)
+
+
+def measure(config: PointConfig, *, device: str = "auto", memory_mb: int = 512, progress: bool = False,
+            output: str | os.PathLike | None = None, stop_after: int | None = None) -> Point | None:
+    """Measure the point ``config``.
+
+    Without ``augment``: codes from the cache (computed there if missing),
+    a head trained on them, the point cached. With ``augment``: the
+    resumable run of :mod:`patchbook.patchknn.resumable` in ``output``
+    (default: a folder of the cache named by :meth:`PointConfig.key`, so a
+    rerun resumes it and another point never meets it); under ``torchrun``
+    each process trains its share and only rank 0 returns a point (the
+    others ``None``). ``stop_after`` ends an augmented run after that epoch
+    as if it had been killed (``None`` is returned; for tests of resuming).
+
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``), ``memory_mb`` (the
+    encoder's working memory) and ``progress`` say how, not what: they are
+    not part of the point's key.
+    """
+    device = resolve_device(device)
+    if config.augment:
+        return _measure_augmented(config, device, memory_mb, progress, output, stop_after)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("a data-parallel run (torchrun) needs augment=True; cached codes train in one process")
+    train_split, test_split = splits(config)
+    path = _point_path(config, train_split, test_split)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return dataclasses.replace(Point.from_dict(json.loads(str(f["json"]))), cached=True)
+        except Exception:
+            path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    enc = fitted_encoder(config, train_split, device=device, memory_mb=memory_mb, progress=progress)
+    seconds = {"fit": time.perf_counter() - t0}
+    was_cached = codes_in_cache(enc, train_split) and codes_in_cache(enc, test_split)
+    t0 = time.perf_counter()
+    xtr = encode_cached(enc, train_split.images, train_split.key)
+    xte = encode_cached(enc, test_split.images, test_split.key)
+    seconds["encode_this_run"] = time.perf_counter() - t0
+    seconds["encode"] = sum(cached_seconds(enc, s.images, s.key) or 0.0 for s in (train_split, test_split))
+    H, W = train_split.images.shape[1:3]
+    flip = enc.flip_permutation(H, W) if config.mirror else None
+    p = train_head(xtr, train_split.labels, xte, test_split.labels, config, scale=codes_scale(enc), flip_perm=flip,
+                   device=device, progress=progress)
+    p = dataclasses.replace(p, seconds={**seconds, **p.seconds}, codes_cached=was_cached)
+    _write_arrays(path, {"json": np.asarray(json.dumps(p.as_dict()))})
+    return p
+
+
+def run_folder(config: PointConfig) -> Path:
+    """The default folder of an augmented run: the cache, named by the point's key."""
+    return cache_root() / "train-runs" / config.key()
+
+
+def _measure_augmented(config: PointConfig, device: str, memory_mb: int, progress: bool,
+                       output: str | os.PathLike | None, stop_after: int | None) -> Point | None:
+    dist = resumable.init_distributed(device)
+    device = dist.device_for(device)
+    t0 = time.perf_counter()
+    train_split, test_split = splits(config)
+    enc = fitted_encoder(config, train_split, device=device, memory_mb=memory_mb, progress=False)
+    seconds = {"fit": time.perf_counter() - t0}
+    H, W = train_split.images.shape[1:3]
+    torch.manual_seed(config.seed)
+    model = make_head(config.head, enc.out_shape(H, W), len(train_split.classes),
+                      config.bottleneck, config.head_kernel, config.batchnorm).to(device)
+    source = EncodedBatches(enc, train_split.images, train_split.labels, config.batch_size, shuffle=True,
+                            augment_train=True, padding=config.padding, seed=config.seed, rank=dist.rank,
+                            world=dist.world)
+    test_source = EncodedBatches(enc, test_split.images, test_split.labels, config.batch_size)
+    t0 = time.perf_counter()
+    res = resumable.fit(model, source, config.schedule(), Path(output) if output else run_folder(config),
+                        key=config.key(), meta={"config": config.to_dict()}, test_data=test_source,
+                        eval_every=config.eval_every, dist=dist, progress=progress, stop_after=stop_after)
+    seconds["this_run"] = time.perf_counter() - t0
+    if res is None or not dist.main:
+        return None
+    seconds["train_epochs"] = float(sum(r["seconds"] for r in res.history))
+    return point_from_history(res.history, n_train=len(train_split), n_test=len(test_split),
+                              n_features=int(np.prod(enc.out_shape(H, W))), final=res.final, seconds=seconds,
+                              cached=res.trained_epochs == 0)
+
+
+def prepare(configs: Iterable[PointConfig], *, device: str = "auto", memory_mb: int = 512,
+            progress: bool = False) -> None:
+    """Make the codes of several points ready in the cache, sharing the
+    scores of points whose encoders differ only in ``k`` or ``soft``
+    (points already cached, and augmented ones, need none)."""
+    device = resolve_device(device)
+    groups: dict[str, tuple[PatchEncoder, tuple[Split, Split], list[dict]]] = {}
+    for c in configs:
+        if c.augment:
+            continue
+        tr, te = splits(c)
+        if _point_path(c, tr, te).exists():
+            continue
+        e = fitted_encoder(c, tr, device=device, memory_mb=memory_mb, progress=progress)
+        rest = {k: v for k, v in e.code_params().items() if k not in SHARED_SCORE_PARAMS}
+        g = stable_hash([rest, fitted_hash(e), tr.key, te.key])
+        groups.setdefault(g, (e, (tr, te), []))[2].append({k: getattr(e, k) for k in SHARED_SCORE_PARAMS})
+    for e, pair, vs in groups.values():
+        for s in pair:
+            encode_variants(e, s.images, vs, s.key, keep=False)
+
+
+def sweep(configs: Sequence[PointConfig], *, device: str = "auto", memory_mb: int = 512,
+          progress: bool = False) -> list[Point]:
+    """:func:`measure` every point of ``configs``, their codes prepared first
+    (:func:`prepare`) so that points differing only in ``k`` or ``soft`` share
+    one score computation; points equal to an earlier one are measured once."""
+    configs = list(configs)
+    prepare(configs, device=device, memory_mb=memory_mb, progress=progress)
+    done: dict[str, Point] = {}
     out = []
-    for v, ch in zip(values, changes):
-        t0 = time.perf_counter()
-        p = experiment.point(**ch)
-        if progress:
-            progress(f"{ch}: test {p['best_test_top1']:.1f}% train {p['train_top1']:.1f}% "
-                     f"({time.perf_counter() - t0:.0f} s)")
-        out.append({"value": v, "changes": ch, **p})
+    for c in configs:
+        key = c.key()
+        if key not in done:
+            done[key] = measure(c, device=device, memory_mb=memory_mb, progress=progress)
+        out.append(done[key])
     return out
 
 
@@ -544,38 +735,3 @@ def authors_score_ratio(encoder: PatchEncoder, patches: torch.Tensor, **kw) -> d
     r = o.std(1) / a.std(1)
     return {"ratio": float(r.median()), "q10": float(r.quantile(0.1)), "q90": float(r.quantile(0.9)),
             "n_patches": len(patches)}
-
-
-# ----------------------------------------------------------- paper runs ----
-
-def paper_train_config(cfg: dict, *, dataset: str, output: str, n_per_class: int | None = None,
-                       test_n_per_class: int | None = None, augment: bool = True, padding: int = 4, seed: int = 0, notebook: str | None = None,
-                       profile: str | None = None, device: str = "auto", eval_every: int = 1):
-    """The :class:`patchbook.patchknn.resumable.TrainConfig` of one point (``cfg`` as in
-    :meth:`CodeExperiment.config`): codes recomputed every epoch from
-    augmented images, as the authors train on GPUs."""
-    from patchbook.patchknn.resumable import TrainConfig
-
-    enc, head, tr = _split_config(cfg)
-    enc = {k: v for k, v in enc.items() if k != "seed"}
-    return TrainConfig(
-        output=output, dataset=dataset, n_per_class=n_per_class or None,
-        test_n_per_class=test_n_per_class or None, encoder=enc,
-        head={"kind": head.get("head", "factorized"), "bottleneck": head.get("bottleneck", 128),
-              "kernel": head.get("head_kernel", 6)},
-        schedule={"epochs": tr["epochs"], "lr": tr["lr"], "milestones": list(tr.get("milestones", [])),
-                  "momentum": tr.get("momentum", 0.9), "weight_decay": tr.get("weight_decay", 0.0)},
-        batch_size=tr.get("batch_size", 128), augment=augment, padding=padding, seed=seed,
-        eval_every=eval_every, device=device, notebook=notebook, profile=profile)
-
-
-def summarize_history(history: list[dict]) -> dict:
-    """Best and final test accuracy and final training accuracy (percent) of
-    a :func:`patchbook.patchknn.resumable.run` history."""
-    tested = [r for r in history if "test_top1" in r]
-    best = max(tested, key=lambda r: r["test_top1"]) if tested else {}
-    last = history[-1] if history else {}
-    return {"best_test_top1": 100 * best.get("test_top1", float("nan")), "best_epoch": best.get("epoch"),
-            "test_top1": 100 * last.get("test_top1", float("nan")),
-            "test_top5": 100 * last.get("test_top5", float("nan")),
-            "train_top1": 100 * last.get("train_top1", float("nan"))}

@@ -1,9 +1,11 @@
 """Profiles of notebooks/ablations.md (the ablation study of the patch k-NN code on CIFAR-10).
 
 Every point of a sweep is the base setting below with one parameter changed.
-Sweep values are given in the authors' terms (K at |D| = 2048, sigmoid scale
-in their units, |D| as a multiple of the base dictionary) and mapped to this
-profile's dictionary and units by the notebook.
+The base setting's parameters have the names of
+:class:`patchbook.patchknn.pipeline.PointConfig`'s fields. Sweep values are
+given in the authors' terms (K at |D| = 2048, sigmoid scale in their units,
+|D| as a multiple of the base dictionary) and mapped to this profile's
+dictionary and units by the notebook.
 
 ``laptop`` sizing (measured in CPU seconds on the 2-core build machine while
 it was shared, so an upper bound): encoding 13 ms per image at |D| = 256
@@ -34,9 +36,11 @@ _BASE = {
     "n_moment_images": 0,        # 0: the patch covariance of every training image
     "n_atoms": 2048,
     "patch": 6,
-    "k_fraction": 0.4,
+    "k": 0.4,
     "lam": 1e-3,
+    "whitening": "zca",
     "both_signs": True,
+    "soft": None,
     "pool": 5,
     "pool_stride": 3,
     "ceil_mode": True,
@@ -51,8 +55,7 @@ _BASE = {
     "weight_decay": 0.0,
     "no_whitening_point": True,
     "n_ratio_patches": 2000,
-    "use_train_run": False,
-    "augment": True,
+    "augment": False,
     "padding": 4,
     "device": "auto",
     **_SWEEPS,
@@ -75,7 +78,7 @@ PROFILES = {
         "n_atoms": 256, "pool": 7, "pool_stride": 4, "ceil_mode": False,
         "epochs": 5, "lr": 0.01, "milestones": [4],
     },
-    "paper": {**_BASE, "use_train_run": True},
+    "paper": {**_BASE, "augment": True},
 }
 
 DOC = {
@@ -85,8 +88,10 @@ DOC = {
     "n_moment_images": "training images whose patches give the whitening covariance (0: all)",
     "n_atoms": "base dictionary size |D|",
     "patch": "base patch side Q",
-    "k_fraction": "base K as a fraction of |D| (authors: 0.4)",
+    "k": "base K as a fraction of |D| (authors: 0.4)",
     "lam": "base whitening regulariser lambda (pixels in [0, 1], the authors' units)",
+    "whitening": "base whitening: 'zca' (the authors') or 'none'",
+    "soft": "base code: None (binary)",
     "both_signs": "codes of x and -x concatenated (authors' variant)",
     "pool": "average-pooling window on the code maps",
     "pool_stride": "average-pooling stride",
@@ -102,10 +107,9 @@ DOC = {
     "weight_decay": "SGD weight decay",
     "no_whitening_point": "also measure the base setting without whitening (Euclidean neighbours)",
     "n_ratio_patches": "patches used to measure the authors' score scale against ours (soft-code units)",
-    "use_train_run": "train every point with patchbook.patchknn.resumable.run (codes of augmented images every epoch, "
-                     "resumable; for GPUs) instead of on cached codes",
-    "augment": "with use_train_run: random crops and flips",
-    "padding": "with use_train_run: padding of the random crop",
+    "augment": "random crops and flips with codes recomputed every epoch (the resumable run of "
+               "patchbook.patchknn.resumable; for GPUs); False: codes computed once and cached",
+    "padding": "with augment: padding of the random crop",
     "device": "'auto' (CUDA if available), 'cpu' or 'cuda'",
     "k_published": "K values of the authors' sweep at |D| = 2048 (measured at the same K / |D|)",
     "patch_values": "patch sizes Q of the sweep",

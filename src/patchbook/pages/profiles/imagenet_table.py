@@ -13,15 +13,18 @@ an upper bound): patch codes at 64 px 37 ms per image (|D| = 256), scattering
 about 450 + 710 + 100 CPU-s of features and 5 x 90 of training, i.e. about
 14 minutes on 2 uncontended cores.
 
-``paper`` trains the authors' ImageNet runs with :func:`patchbook.patchknn.resumable.run`
-(codes of augmented images every epoch, resumable) on a real ImageNet given as
+``paper`` trains the authors' ImageNet runs (``paper_runs``: a ``name`` and
+:class:`patchbook.patchknn.pipeline.PointConfig` fields that override the
+profile's) with codes of augmented images every epoch (the resumable run of
+:mod:`patchbook.patchknn.resumable`) on a real ImageNet given as
 ``imagefolder:<path>`` (``<path>/train/<class>/*`` and ``<path>/test/<class>/*``
 of images already at the run's resolution, e.g. downsampled ImageNet 64 x 64;
-``train.run`` reads the ``test`` split of an image folder, so link the
+the pipeline reads the ``test`` split of an image folder, so link the
 ILSVRC-2012 validation folder as ``test``).
 """
 
-_RUN64 = {"name": "SimplePatch 64 px", "dataset": "imagefolder:imagenet64", "image_size": 64,
+# louity/patches logs/Inet64_2kpatches6x6_convclass12.log (the README's ImageNet-64 command)
+_RUN64 = {"name": "SimplePatch 64 px", "dataset": "imagefolder:imagenet64",
           "n_atoms": 2048, "patch": 6, "k": 0.4, "lam": 1e-3, "whitening": "zca", "pool": 5, "pool_stride": 3,
           "ceil_mode": True, "bottleneck": 192, "head_kernel": 12, "batch_size": 256, "epochs": 80, "lr": 3e-3,
           "milestones": [50, 75], "padding": 8}
@@ -30,11 +33,11 @@ _BASE = {
     "seed": 0,
     "dataset": "tiny-imagenet-100",
     "n_per_class": 0,
-    "n_val_per_class": 0,
+    "n_test_per_class": 0,
     "n_moment_images": 0,
     "n_atoms": 2048,
     "patch": 6,
-    "k_fraction": 0.4,
+    "k": 0.4,
     "lam": 1e-3,
     "pool": 5,
     "pool_stride": 3,
@@ -47,6 +50,8 @@ _BASE = {
     "lr": 3e-3,
     "milestones": [50, 75],
     "momentum": 0.9,
+    "augment": False,
+    "padding": 4,
     "conv_layer": "conv2",
     "conv_out_size": 6,
     "pretrained_reference": True,
@@ -55,31 +60,32 @@ _BASE = {
     "scattering_order": 2,
     "scattering_out_size": 4,
     "paper_runs": [],
-    "paper_output": "runs/imagenet-table",
     "device": "auto",
 }
 
 PROFILES = {
     "smoke": {
         **_BASE,
-        "n_per_class": 2, "n_val_per_class": 1, "n_moment_images": 50,
+        "n_per_class": 2, "n_test_per_class": 1, "n_moment_images": 50,
         "n_atoms": 16, "pool": 14, "pool_stride": 9, "ceil_mode": False,
         "bottleneck": 16, "head_kernel": 6, "batch_size": 50, "epochs": 1, "lr": 0.01, "milestones": [],
         "scattering_J": 2, "scattering_L": 2, "scattering_order": 1,
     },
     "laptop": {
         **_BASE,
-        "n_per_class": 40, "n_val_per_class": 20, "n_moment_images": 1000,
+        "n_per_class": 40, "n_test_per_class": 20, "n_moment_images": 1000,
         "n_atoms": 256, "pool": 14, "pool_stride": 9, "ceil_mode": False,
         "bottleneck": 128, "head_kernel": 6, "batch_size": 128, "epochs": 8, "lr": 0.01, "milestones": [5, 7],
     },
     "paper": {
         **_BASE,
         "dataset": "imagefolder:imagenet64",
+        "augment": True,
         "paper_runs": [
             _RUN64,
-            {**_RUN64, "name": "SimplePatch 64 px, no whitening", "whitening": "none"},
-            {**_RUN64, "name": "SimplePatch 128 px", "dataset": "imagefolder:imagenet128", "image_size": 128,
+            # logs/Inet64_2kpatches6x6_convclass12_nowhitening.log: the same, with a 6 x 6 convolution
+            {**_RUN64, "name": "SimplePatch 64 px, no whitening", "whitening": "none", "head_kernel": 6},
+            {**_RUN64, "name": "SimplePatch 128 px", "dataset": "imagefolder:imagenet128",
              "patch": 12, "lam": 1e-4, "pool": 10, "pool_stride": 6, "epochs": 105, "padding": 16,
              # bottleneck and schedule of the authors' 105-epoch log (louity/patches,
              # logs/Inet128_2kpatches12x12_convclass12_2.log: lr 3e-3, x0.1 at 70 and 90)
@@ -92,11 +98,11 @@ DOC = {
     "seed": "seed of the subsets, the dictionary draw, the random network and the training",
     "dataset": "measured data: 'tiny-imagenet-100' or 'imagefolder:<path>' (train/ and test/ class folders)",
     "n_per_class": "training images per class (0: all; Tiny-ImageNet-100 has 200)",
-    "n_val_per_class": "validation images per class (0: all; Tiny-ImageNet-100 has 50)",
+    "n_test_per_class": "validation images per class (0: all; Tiny-ImageNet-100 has 50)",
     "n_moment_images": "training images whose patches give the whitening covariance (0: all)",
     "n_atoms": "dictionary size |D|",
     "patch": "patch side Q",
-    "k_fraction": "K as a fraction of |D|",
+    "k": "K as a fraction of |D| (authors: 0.4)",
     "lam": "whitening regulariser lambda (pixels in [0, 1])",
     "pool": "average-pooling window on the 59 x 59 code maps",
     "pool_stride": "average-pooling stride",
@@ -109,6 +115,9 @@ DOC = {
     "lr": "initial learning rate (SGD with momentum)",
     "milestones": "epochs at which the learning rate is multiplied by 0.1",
     "momentum": "SGD momentum",
+    "augment": "random crops and flips with codes recomputed every epoch (paper runs; the resumable run); "
+               "False: codes computed once and cached",
+    "padding": "with augment: padding of the random crop",
     "conv_layer": "AlexNet layer whose ReLU output is the random-network feature ('conv1' ... 'conv5')",
     "conv_out_size": "adaptive average pooling of the AlexNet features to this grid",
     "pretrained_reference": "also measure ImageNet-trained AlexNet features (a reference, not a baseline)",
@@ -116,7 +125,7 @@ DOC = {
     "scattering_L": "scattering orientations L",
     "scattering_order": "scattering order (1 or 2)",
     "scattering_out_size": "adaptive average pooling of the scattering coefficients to this grid",
-    "paper_runs": "paper profile: patchbook.patchknn.resumable.run configurations (the authors' ImageNet settings)",
-    "paper_output": "paper profile: folder of the resumable runs",
+    "paper_runs": "paper profile: the authors' ImageNet runs, each a 'name' and point parameters overriding the "
+                  "profile's (their checkpoints go to the cache, in a folder named by the point's key)",
     "device": "'auto' (CUDA if available), 'cpu' or 'cuda'",
 }
