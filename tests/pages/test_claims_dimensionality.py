@@ -43,26 +43,46 @@ def test_database_size_verdicts():
     assert "mostly the scale" not in claims.database_size(up, {"raw": [(4000, 7.6)], "whitened": []}, 4, 10, 0.025)
 
 
-def row(kind, Q, nn, nn_star=None, n_db=4000, fraction=1.0, n_energy=48, contrast=5.0, gauss=0.9):
+def row(kind, Q, nn, nn_star=None, n_db=4000, fraction=1.0, n_energy=48, contrast=5.0, gauss=0.9, nn_authors=None,
+        authors_kept=1.0):
     return SimpleNamespace(kind=kind, Q=Q, d=3 * Q * Q, nn=nn, nn_star=nn_star, n_db=n_db, contrast=contrast,
-                           contrast_gauss=gauss, cov=SimpleNamespace(fraction=fraction, n_energy=n_energy))
+                           contrast_gauss=gauss, cov=SimpleNamespace(fraction=fraction, n_energy=n_energy),
+                           nn_authors=nn if nn_authors is None else nn_authors, authors_kept=authors_kept)
 
 
 def entry(value):
     return Published("dimensionality/x", value, "dimensions", "printed", "s", "k", file="data/f", where="Idim[0]")
 
 
-def test_against_authors_says_below_only_when_every_value_is():
+def test_against_authors_says_below_only_when_every_value_of_their_reading_is():
     pub = {("raw", 2): entry(7.0), ("raw", 4): entry(12.0), ("whitened", 2): entry(10.0), ("whitened", 4): entry(25.0)}
     below = [row("raw", 2, 5.0), row("raw", 4, 9.0), row("whitened", 2, 9.0), row("whitened", 4, 20.0)]
     text = claims.against_authors(below, pub, 1e-4, {2: 9, 4: 27}, 100)
-    assert "raw 0.71 to 0.75" in text and "whitened 0.80 to 0.90" in text and "(matched scale –)" in text
-    assert "Every measured value is below the authors'" in text
+    assert "in their reading: raw 0.71 to 0.75, whitened 0.80 to 0.90" in text
+    assert "at the matched scale: raw –" in text
+    assert "Every measured value of their reading is below the authors'" in text
     assert "only 27 of 48 eigenvalues of the raw covariance exceed λ = 0.0001 at Q = 4" in text
-    above = below[:3] + [row("whitened", 4, 30.0)]
+    above = below[:3] + [row("whitened", 4, 20.0, nn_authors=30.0)]
     text = claims.against_authors(above, pub, 1e-4, {2: 9, 4: 27, 6: 60}, 100)
     assert "not all below" in text and "Every measured" not in text
+    assert "whitened 0.90 to 1.20 (ours: raw 0.71 to 0.75, whitened 0.80 to 0.90" in text
     assert "60 of 108 eigenvalues" in text and "(27 of 48 at Q = 4)" in text
+    # the verdict is on their reading, not ours: ours above the authors' does not make it "not all below"
+    ours_above = [row("raw", 2, 8.0, nn_authors=6.0), row("whitened", 2, 11.0, nn_authors=9.0)]
+    assert "Every measured value of their reading is below" in claims.against_authors(ours_above, pub, 1e-4, {}, 100)
+
+
+def test_readings_follow_the_numbers():
+    higher = [row("raw", 2, 5.0, nn_authors=5.5, authors_kept=0.97), row("whitened", 2, 9.0, nn_authors=9.9)]
+    text = claims.readings(higher, 10, 2000)
+    assert "k = 1,999 after dropping the first neighbour" in text and "k = 10..2,000" in text
+    assert "1.10 to 1.10; it reads higher at every patch size and kind" in text
+    assert "keeps 97.0% to 100.0% of the queries" in text
+    lower = [row("raw", 2, 5.0, nn_authors=4.0), row("whitened", 2, 9.0, nn_authors=8.0)]
+    text = claims.readings(lower, 10, 100)
+    assert "it reads lower at every" in text and "higher" not in text and "drops no query here" in text
+    mixed = [row("raw", 2, 5.0, nn_authors=4.0), row("whitened", 2, 9.0, nn_authors=10.0)]
+    assert "higher for some rows and lower for others" in claims.readings(mixed, 10, 100)
 
 
 def test_data_set_lines():

@@ -289,3 +289,135 @@ def test_database_size_study(tmp_cache):
     nb = dm.patch_neighbours(train, test, 3, lam=None, n_database=40, n_queries=10, k=20, n_cov_images=None, seed=0,
                              db_batch=64)
     assert out["raw", 40].estimate == dm.nn_dimension(nb["dist"], 5, 20).estimate
+
+
+# ------------------------------------------- copies of the query, every database --
+
+def _flat7(n, seed):
+    """``n`` points uniform in a 7-cube, in a 7-dimensional linear subspace of R^100."""
+    return dm.embed(dm.uniform_cube(n, 7, seed), 100, seed=0)
+
+
+def _lb(dist):
+    return dm.nn_dimension(dist, 10, 20).estimate
+
+
+def test_queries_in_the_data_read_the_dimension_of_a_subspace():
+    # 20,000 points of a 7-dimensional subspace of R^100; 500 queries in the data, held out, or duplicated
+    x, held = _flat7(20000, 1), _flat7(500, 2)
+    ids = torch.arange(0, 20000, 40)
+    inside = dm.knn(x[ids], x, 21)  # the query itself is one of the 21
+    assert (inside.dist[:, 0] == 0).all() and torch.equal(inside.index[:, 0], ids)  # a copy, at exactly 0
+    excluded = dm.knn(x[ids], x, 20, exclude=ids)
+    assert torch.equal(excluded.dist, inside.dist[:, 1:]) and not (excluded.index == ids[:, None]).any()
+    dup = dm.knn(held, torch.cat([x, held[:250]]), 21)  # half of the queries copied into the database
+    assert (dup.dist[:250, 0] == 0).all() and (dup.dist[250:, 0] > 0).all()
+    estimates = {"in the data": _lb(inside.dist), "excluded": _lb(excluded.dist),
+                 "held out": _lb(dm.knn(held, x, 20).dist), "duplicated": _lb(dup.dist)}
+    for name, est in estimates.items():
+        assert abs(est - 7) <= 0.05 * 7, (name, estimates)
+    # without the exact recomputation the float32 self-distance (about 1e-3) counts as a neighbour
+    plain = dm.knn(x[ids], x, 21, exact=False)
+    assert (plain.dist[:, 0] > 0).any() and _lb(plain.dist) < 0.85 * estimates["held out"]
+
+
+def test_gaussian_database_gathers_its_own_rows():
+    g = dm.GaussianDatabase(1000, 5, seed=3, block=300)
+    rows = torch.cat([c for _, c in g.chunks(1000)])
+    for batch in (1, 7, 300, 301, 4096):  # the points do not depend on the batch size
+        got = list(g.chunks(batch))
+        assert [s for s, _ in got] == list(range(0, 1000, batch)) and torch.equal(torch.cat([c for _, c in got]), rows)
+    idx = torch.tensor([999, 0, 299, 300, 5, 5])
+    assert torch.equal(g.gather(idx), rows[idx])
+    with pytest.raises(ValueError, match="indices"):
+        g.gather(torch.tensor([1000]))
+    # the default block is the default db_batch: the same points as a single stream of that size
+    gen = torch.Generator().manual_seed(4)
+    ref = torch.cat([torch.randn(16384, 3, generator=gen), torch.randn(616, 3, generator=gen)])
+    assert torch.equal(torch.cat([c for _, c in dm.GaussianDatabase(17000, 3, seed=4).chunks(16384)]), ref)
+
+
+def test_gaussian_database_queries_in_the_data():
+    g = dm.GaussianDatabase(20000, 7, seed=3, block=5000)
+    ids = torch.arange(0, 20000, 40)
+    inside = dm.knn(g.gather(ids), g, 21, db_batch=3000)
+    assert (inside.dist[:, 0] == 0).all() and torch.equal(inside.index[:, 0], ids)
+    held = dm.knn(dm.gaussian(500, 7, 9), g, 20, db_batch=3000)
+    a, b = _lb(inside.dist), _lb(held.dist)
+    assert abs(a - b) <= 0.02 * b, (a, b)
+    # the mean of d_k reads about 7.7 on a Gaussian at these k (held out too); its inverse average reads 7
+    inv = dm.nn_dimension(inside.dist, 10, 20, average="inverse").estimate
+    assert abs(inv - 7) <= 0.05 * 7, inv
+
+
+def test_patch_database_queries_in_the_data():
+    # images of a few flat grey levels: every patch has copies
+    rng = np.random.default_rng(3)
+    imgs = np.repeat(np.repeat(rng.integers(0, 4, (20, 3, 3, 1)) * 60 + 40, 4, 1), 4, 2)
+    imgs = np.repeat(imgs, 3, 3).astype(np.uint8)  # 20 x 12 x 12 x 3
+    imgs[:, ::2, ::3] += rng.integers(0, 2, (20, 6, 4, 3), dtype=np.uint8)  # and a few that differ
+    mom = dm.patch_covariance(imgs, 3)
+    ids = torch.arange(0, 2000, 37)
+    for lam in (None, 1e-3):
+        tf, lin = dm.patch_transform(mom, lam), dm.patch_linear(mom, lam)
+        db = dm.PatchDatabase(imgs, 3, transform=tf)
+        X = db.raw(torch.arange(len(db))).double()
+        LX = X if lin is None else X @ lin.T
+        ref = torch.cdist(LX[ids], LX, compute_mode="donot_use_mm_for_euclid_dist").sort(dim=1, stable=True)
+        copies = (X[None, :, :] == X[ids][:, None, :]).all(-1)  # raw copies of each query, itself included
+        q, q_raw = db.gather(ids), db.raw(ids)
+        # the query's own index excluded, its other copies recomputed from the raw patches
+        res = dm.knn(q, db, 40, exclude=ids)
+        dist, index, _ = dm.exact_small_distances(res.dist, res.index, q_raw, db, lin, (q.double() ** 2).sum(1))
+        assert not (index == ids[:, None]).any()
+        # float32 where not recomputed
+        torch.testing.assert_close(dist.double(), ref.values[:, 1:41], rtol=1e-4, atol=1e-12)
+        assert torch.equal(dist == 0, torch.gather(copies, 1, index))
+        if lam is None:  # centring acts coordinate by coordinate: knn alone returns every copy at 0
+            alone = dm.knn(q, db, 41)
+            assert torch.equal(alone.dist == 0, torch.gather(copies, 1, alone.index))
+            torch.testing.assert_close(alone.dist.double(), ref.values[:, :41], rtol=1e-4, atol=1e-12)
+
+
+# ------------------------------------------------- the authors' reading ----
+
+def test_authors_dimension_by_hand():
+    K, k_min = 30, 10
+    j = np.arange(1, K + 1, dtype=float)
+    a = np.exp(j)                                  # log(tau_k / tau_i) = k - i: d_k = 2 / k
+    b = np.r_[0.0, np.exp(j[1:])]                  # a zero in the first column only: dropped with it
+    f = np.exp(2 * j)                              # d_k = 1 / k
+    zero = np.r_[0.0, 0.0, np.exp(j[2:])]          # two copies: a zero is left, the query is dropped
+    flat = np.full(K, 2.0)                         # every log-ratio 0: dropped
+    early = np.r_[1.0, np.full(5, 3.0), np.exp(j[6:])]  # ties before k_min + 1 only: kept
+    t = early[1:]
+    d_early = 1 / (np.log(t[-1]) - np.log(t[:-1]).mean())
+    au = dm.authors_dimension(np.stack([a, b, f, zero, flat, early]), k_min)
+    # after the first column is dropped, k = K - 1 neighbours remain
+    assert au.k_max == K - 1 and au.n_queries == 6 and (au.dropped_zero, au.dropped_ratio) == (1, 1)
+    assert au.kept == pytest.approx(4 / 6)
+    assert au.estimate == pytest.approx((2 / 29 + 2 / 29 + 1 / 29 + d_early) / 4)
+    k = np.arange(k_min + 1, K)
+    assert len(au.per_k) == len(k) and au.per_k[0] == pytest.approx(np.mean([2 / 11, 2 / 11, 1 / 11, 1 / (
+        np.log(t[10]) - np.log(t[:10]).mean())]))
+    # ours on the same rows: the zeros skipped, the tied pairs blanked, nothing dropped
+    ours = dm.levina_bickel(np.stack([a, b, f, zero, flat, early]))
+    assert np.isnan(ours[4]).all() and np.isfinite(ours[3, 1:K - 2]).all()
+    with pytest.raises(ValueError):
+        dm.authors_dimension(a[None, :3], 10)
+
+
+def test_authors_dimension_of_a_known_dimension():
+    # 7-dimensional Gaussian in R^100, K = 100: their reading is d_99 of neighbours 2..100
+    x, held = dm.embed(dm.gaussian(20000, 7, 1), 100, seed=0), dm.embed(dm.gaussian(500, 7, 2), 100, seed=0)
+    res = dm.knn(held, x, 100)
+    au = dm.authors_dimension(res.dist, 10)
+    assert au.kept == 1 and abs(au.estimate - 7) <= 0.05 * 7, au.estimate
+    assert au.estimate == pytest.approx(float(np.mean(dm.levina_bickel(res.dist[:, 1:])[:, -1])))
+    # queries in the data: the dropped first column is the query itself, the same reading as held out
+    ids = torch.arange(0, 20000, 40)
+    inside = dm.authors_dimension(dm.knn(x[ids], x, 100).dist, 10)
+    assert inside.kept == 1 and abs(inside.estimate - 7) <= 0.05 * 7, inside.estimate
+    # a query with a copy of itself in the database is dropped
+    dup = dm.authors_dimension(dm.knn(held, torch.cat([x, held[:2], held[:2]]), 100).dist, 10)
+    assert dup.dropped_zero == 2 and dup.kept == pytest.approx(498 / 500)

@@ -25,9 +25,14 @@ the distance from ``p`` to its ``k``-th nearest neighbour,
 
 per point (:func:`levina_bickel`), averaged over points for every ``k``, and
 averaged over ``k`` in ``[k_min, k_max]`` as Levina and Bickel do
-(:func:`nn_dimension`). Neighbours at distance zero (exact duplicates of the
-query, frequent among 8-bit image patches) are skipped by default: ``tau_k``
-is then the distance to the ``k``-th neighbour *different from* the query.
+(:func:`nn_dimension`). Neighbours at distance zero (copies of the query:
+the query itself when it is a database point, exact duplicates, frequent
+among 8-bit image patches) are skipped by default: ``tau_k`` is then the
+distance to the ``k``-th neighbour *different from* the query; :func:`knn`
+returns copies at exactly 0. The authors' code reads the estimator
+differently (:func:`authors_dimension`): the value at the largest ``k``
+alone, with every query that has a zero distance or a non-positive
+log-ratio dropped.
 
 **Relative contrast** (Beyer et al. 1999): ``(D_max - D_min) / D_min`` of a
 query against a data set; it tends to 0 with the dimension for i.i.d. data,
@@ -243,11 +248,17 @@ class PatchDatabase:
 
 
 class GaussianDatabase:
-    """``n`` i.i.d. standard Gaussian points in ``R^d``, drawn chunk by chunk
-    (reproducibly with ``seed``), never all in memory."""
+    """``n`` i.i.d. standard Gaussian points in ``R^d``, never all in memory.
 
-    def __init__(self, n: int, d: int, seed: int = 0):
-        self.n, self.d, self.seed = n, d, seed
+    The points are drawn in blocks of ``block`` rows, one after the other
+    from one generator seeded with ``seed``, so they depend on ``(n, d,
+    seed, block)`` only, not on the batch size :func:`knn` asks for.
+    :meth:`gather` regenerates the blocks up to the last one it needs (one
+    pass over the database at most) and returns the very same float32 rows.
+    """
+
+    def __init__(self, n: int, d: int, seed: int = 0, block: int = 16384):
+        self.n, self.d, self.seed, self.block = n, d, seed, block
 
     def __len__(self) -> int:
         return self.n
@@ -256,10 +267,32 @@ class GaussianDatabase:
     def dim(self) -> int:
         return self.d
 
-    def chunks(self, batch: int) -> Iterator[tuple[int, torch.Tensor]]:
+    def _blocks(self, stop: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.seed)
-        for start in range(0, self.n, batch):
-            yield start, torch.randn(min(batch, self.n - start), self.d, generator=g)
+        for start in range(0, self.n if stop is None else min(stop, self.n), self.block):
+            yield start, torch.randn(min(self.block, self.n - start), self.d, generator=g)
+
+    def chunks(self, batch: int) -> Iterator[tuple[int, torch.Tensor]]:
+        pending, at = torch.empty(0, self.d), 0
+        for _, x in self._blocks():
+            pending = torch.cat([pending, x]) if len(pending) else x
+            while len(pending) >= batch:
+                yield at, pending[:batch]
+                at, pending = at + batch, pending[batch:]
+        if len(pending):
+            yield at, pending
+
+    def gather(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
+        if len(idx) == 0:
+            return torch.empty(0, self.d)
+        if idx.min() < 0 or idx.max() >= self.n:
+            raise ValueError(f"indices must be in [0, {self.n}), got {int(idx.min())}..{int(idx.max())}")
+        out = torch.empty(len(idx), self.d)
+        for start, x in self._blocks(int(idx.max()) + 1):
+            sel = (idx >= start) & (idx < start + len(x))
+            out[sel] = x[idx[sel] - start]
+        return out
 
 
 def as_database(x) -> Database:
@@ -290,23 +323,69 @@ def _merge(best_s, best_i, cand_s, cand_i, k):
     return v, torch.gather(i, 1, j)
 
 
+# Distances with ``dist^2 < EXACT_REL ||q||^2`` are recomputed exactly: in
+# float32, ||q||^2 + ||x||^2 - 2 <q, x> carries an absolute error of about
+# 1e-7 (||q||^2 + ||x||^2), i.e. a relative error above 1e-5 below this.
+EXACT_REL = 1e-2
+
+
+def exact_sq_distances(queries: torch.Tensor, database, index: torch.Tensor,
+                       batch: int = 2 ** 22) -> torch.Tensor:
+    """``||q_i - x_{index[i, j]}||^2`` in float64 from ``database.gather``
+    (``queries`` ``n x d``, ``index`` ``n x m`` -> ``n x m``), on the
+    queries' device; a point bitwise equal to its query gives exactly 0."""
+    db = as_database(database)
+    if not hasattr(db, "gather"):
+        raise ValueError(f"exact distances need a database with gather(), got {type(db).__name__}")
+    n, m = index.shape
+    out = torch.empty(n, m, dtype=torch.float64, device=queries.device)
+    step = max(1, batch // max(1, m * db.dim))
+    for r0 in range(0, n, step):
+        r1 = min(n, r0 + step)
+        xs = db.gather(index[r0:r1].reshape(-1)).to(queries.device, torch.float64).reshape(r1 - r0, m, -1)
+        out[r0:r1] = ((xs - queries[r0:r1, None, :].double()) ** 2).sum(-1)
+    return out
+
+
 def knn(queries: torch.Tensor, database, k: int, *, query_batch: int = 1024, db_batch: int = 16384,
-        exclude: torch.Tensor | None = None, refine: int = 0, track_max: bool = True,
+        exclude: torch.Tensor | None = None, refine: int = 0, exact: bool = True, track_max: bool = True,
         device: str | torch.device | None = None, progress: bool = False) -> KNNResult:
     """Exact ``k`` nearest neighbours (Euclidean) of ``queries`` in ``database``.
 
     ``database`` is an ``n x d`` tensor or a :class:`Database` (e.g.
-    :class:`PatchDatabase`, whose chunks are made on the fly). ``exclude``
-    (``n_queries`` database indices, ``-1`` for none) removes one point per
-    query, e.g. the query itself when queries are database points.
-    ``track_max`` also keeps each query's largest distance (``dmax``, NaN
-    otherwise), for the relative contrast. The search runs on ``device``
-    (default: the queries'); results come back on the CPU.
+    :class:`PatchDatabase`, whose chunks are made on the fly). ``track_max``
+    also keeps each query's largest distance (``dmax``, NaN otherwise), for
+    the relative contrast. The search runs on ``device`` (default: the
+    queries'); results come back on the CPU.
+
+    **Copies of the query.** A database point equal to the query (the query
+    itself when queries are database points, or an exact duplicate of it) is
+    a *copy*, not a neighbour: it is returned at distance exactly 0, and
+    :func:`levina_bickel` skips zero distances, so ``tau_k`` is the distance
+    to the ``k``-th neighbour different from the query, whether or not the
+    queries are in the data. Two mechanisms make this hold:
+
+    - ``exact`` (default): every returned entry with ``dist^2 < EXACT_REL
+      ||q||^2`` (the distances float32 cannot resolve; a copy comes out
+      around ``1e-3 ||q||`` instead of 0) is recomputed in float64 from
+      ``database.gather`` (:func:`exact_sq_distances`), so points bitwise
+      equal to the query give 0. Exact for :class:`TensorDatabase`, for
+      :class:`GaussianDatabase` (whose rows ``gather`` regenerates) and for
+      a :class:`PatchDatabase` whose transform acts coordinate by coordinate
+      (centring). A transform that mixes coordinates (whitening) may map two
+      equal raw patches to vectors that differ by float32 round-off (a
+      matrix product's result depends on the batch); for those, use
+      ``exclude`` for the query itself and :func:`exact_small_distances`
+      (from the raw patches) for its other copies.
+    - ``exclude`` (``n_queries`` database indices, ``-1`` for none) removes
+      one point per query, the query's own index when queries are database
+      points: exact for every database, and the ``k`` neighbours are then
+      ``k`` other points.
 
     Distances come from ``||q||^2 + ||x||^2 - 2 <q, x>`` in the dtype of the
     queries. In float32 the smallest distances of data far from the origin
     lose relative precision to cancellation; ``refine > 0`` searches
-    ``k + refine`` candidates and recomputes their distances directly as
+    ``k + refine`` candidates and recomputes all their distances directly as
     ``||q - x||`` in float64 from ``database.gather`` (then sorts and keeps
     ``k``), which makes them exact up to float64 round-off. Centring the data
     first (distances do not change) also helps.
@@ -332,7 +411,7 @@ def knn(queries: torch.Tensor, database, k: int, *, query_batch: int = 1024, db_
     best_i = torch.full((nq, kk), -1, dtype=torch.int64, device=dev)
     smax = torch.full((nq,), -float("inf"), dtype=dtype, device=dev)
     ex = None if exclude is None else torch.as_tensor(exclude, dtype=torch.int64, device=dev)
-    stats = {"tiles": 0, "dense_merges": 0, "sparse_merges": 0, "candidates": 0}
+    stats = {"tiles": 0, "dense_merges": 0, "sparse_merges": 0, "candidates": 0, "exact": 0}
     t0 = time.perf_counter()
     it = db.chunks(db_batch)
     if progress:
@@ -381,19 +460,16 @@ def knn(queries: torch.Tensor, database, k: int, *, query_batch: int = 1024, db_
             best_s[r0:r1], best_i[r0:r1] = _merge(best_s[r0:r1], best_i[r0:r1], cand_s, cand_i, kk)
     seconds = time.perf_counter() - t0
     if refine > 0:
-        if not hasattr(db, "gather"):
-            raise ValueError("refine needs a database with gather()")
-        d2 = torch.empty(nq, kk, dtype=torch.float64, device=dev)
-        step = max(1, 2 ** 22 // max(1, kk * db.dim))
-        for r0 in range(0, nq, step):
-            r1 = min(nq, r0 + step)
-            idx = best_i[r0:r1]
-            xs = db.gather(idx.reshape(-1)).to(device=dev, dtype=torch.float64).reshape(r1 - r0, kk, -1)
-            d2[r0:r1] = ((xs - q[r0:r1, None, :].double()) ** 2).sum(-1)
-        dist2 = d2
+        dist2 = exact_sq_distances(q, db, best_i)
         seconds = time.perf_counter() - t0
     else:
         dist2 = best_s + qn[:, None]
+        if exact:
+            rows, cols = torch.nonzero(dist2 < EXACT_REL * qn[:, None], as_tuple=True)
+            if len(rows):
+                dist2 = dist2.double()
+                dist2[rows, cols] = exact_sq_distances(q[rows], db, best_i[rows, cols][:, None])[:, 0]
+                stats["exact"] = len(rows)
     # sort by (distance, index): index first, then a stable sort on distance
     oi = torch.argsort(best_i, dim=1)
     dist2, best_i = torch.gather(dist2, 1, oi), torch.gather(best_i, 1, oi)
@@ -512,6 +588,76 @@ def nn_dimension(dist, k_min: int = 10, k_max: int | None = None, drop_zero: boo
     est = float(_avg(per_k[k_min - 1:k_max], 0, average))  # "inverse": harmonic mean over k too
     return NNDimension(per_k=per_k, per_point=per_point, estimate=est, at_k_max=float(per_k[k_max - 1]),
                        k_min=k_min, k_max=k_max, undefined=float(np.isnan(sl).mean()), average=average)
+
+
+@dataclass(frozen=True)
+class AuthorsDimension:
+    """The authors' reading of the Levina-Bickel estimator (:func:`authors_dimension`).
+
+    ``estimate``: the mean over the kept queries of ``d_k(p)`` at the largest
+    ``k``; ``per_k``: those means for every ``k`` their code computes;
+    ``k_max``: that largest ``k`` (``K - 1``: the first neighbour is dropped);
+    ``n_queries``; ``dropped_zero`` / ``dropped_ratio``: queries dropped for
+    a zero distance / for a non-positive mean log-ratio; ``kept``: the share
+    of queries kept.
+    """
+
+    estimate: float
+    per_k: np.ndarray
+    k_max: int
+    n_queries: int
+    dropped_zero: int
+    dropped_ratio: int
+    kept: float
+
+
+def authors_dimension(dist, k_min: int = 10) -> AuthorsDimension:
+    """The nearest-neighbour dimension as the authors' code computes it.
+
+    ``dist``: ``n x K`` distances to the ``K`` nearest neighbours, ascending
+    (not squared). Transcribes ``intrinsic_dim`` (louity/patches,
+    ``analyze_patches.py`` lines 170-184) and its use in
+    ``PatchesAnalysis.ipynb`` (``compute_intrinsic_dims``,
+    ``int_dims_largest_scale``):
+
+    1. the first column is dropped (line 174; their queries are training
+       patches, so it is meant to be the query itself): ``tau_j`` below is
+       the distance to the ``(j + 1)``-th neighbour;
+    2. every query with a zero among the remaining ``K - 1`` distances is
+       dropped (lines 175-176), where :func:`levina_bickel` skips the zeros;
+    3. ``Z_k = log tau_k - (1 / (k - 1)) sum_{j<k} log tau_j`` for
+       ``k = k_min + 1, ..., K - 1`` (lines 173, 179-180), and every query with
+       ``Z_k <= 0`` at *any* of those ``k`` is dropped (lines 181-182), where
+       :func:`levina_bickel` blanks the single ``(point, k)``;
+    4. ``d_k(p) = 1 / Z_k`` (line 183: ``2 / Z`` on squared distances, the
+       same number), averaged over the kept queries for every ``k``
+       (``torch.mean(Idim, dim=0)`` in ``compute_intrinsic_dims``), and the
+       reported number is the last one, ``k = K - 1`` (``dic['Idim'][-1]`` in
+       ``int_dims_largest_scale``).
+
+    Their distances are float16 squared distances; here the logarithms are
+    taken in float64 of the distances given.
+    """
+    t = np.asarray(dist.detach().cpu().numpy() if isinstance(dist, torch.Tensor) else dist, dtype=np.float64)
+    if t.ndim != 2:
+        raise ValueError(f"expected n x K distances, got shape {t.shape}")
+    n, K = t.shape
+    if not 1 <= k_min <= K - 2:
+        raise ValueError(f"need 1 <= k_min <= K - 2 = {K - 2}, got k_min={k_min}")
+    t = t[:, 1:]
+    no_zero = ~(t == 0).any(1)
+    t = t[no_zero]
+    L = np.log(t)
+    C = np.cumsum(L, axis=1)
+    c = np.arange(k_min, K - 1)  # 0-based columns of the reduced array: k = c + 1 neighbours
+    Z = L[:, c] - C[:, c - 1] / c
+    positive = (Z > 0).all(1)
+    with np.errstate(divide="ignore", invalid="ignore"), _quiet():
+        per_k = np.mean(1.0 / Z[positive], axis=0) if positive.any() else np.full(len(c), np.nan)
+    kept = int(positive.sum())
+    return AuthorsDimension(estimate=float(per_k[-1]), per_k=per_k, k_max=K - 1, n_queries=n,
+                            dropped_zero=int(n - no_zero.sum()), dropped_ratio=int(no_zero.sum() - kept),
+                            kept=kept / n if n else float("nan"))
 
 
 # ------------------------------------------------------- relative contrast --
@@ -675,7 +821,7 @@ def _whitener(moments: dict[str, np.ndarray], lam: float):
 
 
 def exact_small_distances(dist: torch.Tensor, index: torch.Tensor, q_raw: torch.Tensor, db: "PatchDatabase",
-                          linear: torch.Tensor | None, qnorm2: torch.Tensor, rel: float = 1e-2,
+                          linear: torch.Tensor | None, qnorm2: torch.Tensor, rel: float = EXACT_REL,
                           batch: int = 65536) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Recompute exactly the neighbour distances that float32 cannot resolve.
 
@@ -755,7 +901,7 @@ def patch_neighbours(train, test, patch: int, *, lam: float | None, n_database: 
         c0, t0 = time.process_time(), time.perf_counter()
         q_raw = qs.raw(torch.arange(n_queries))
         q = tf(q_raw)
-        res = knn(q, db, k, db_batch=db_batch, device=device)
+        res = knn(q, db, k, db_batch=db_batch, exact=False, device=device)  # exact from the raw patches below
         lin = patch_linear(mom, lam)
         dist, index, n_exact = exact_small_distances(
             res.dist.to(device), res.index.to(device), q_raw, db, None if lin is None else lin.to(device),
@@ -803,7 +949,9 @@ class PatchDimensions:
     """The dimensions of the ``Q x Q`` patches of one data set, raw or whitened.
 
     ``nn``: Levina-Bickel over ``k_min <= k <= K`` (:func:`nn_dimension`),
-    ``nn_K`` at ``k = K``, ``nn_inv`` its inverse average, ``nn_star`` at the
+    ``nn_K`` at ``k = K``, ``nn_inv`` its inverse average; ``nn_authors``
+    the authors' reading (:func:`authors_dimension`), ``authors_kept`` the
+    share of queries their filter keeps; ``nn_star`` at the
     matched scale ``k_star`` (:func:`matched_k`; ``None`` below ``k_min``),
     ``per_k`` the per-``k`` estimates; ``cov`` the covariance dimensions;
     ``n_db`` / ``n_all`` database patches / all patches of the training
@@ -821,6 +969,8 @@ class PatchDimensions:
     nn: float
     nn_K: float
     nn_inv: float
+    nn_authors: float
+    authors_kept: float
     k_star: int
     nn_star: float | None
     per_k: np.ndarray
@@ -854,13 +1004,15 @@ def patch_dimensions(name: str, train, test, patch: int, *, lam: float, n_databa
             out = patch_neighbours(train, test, patch, lam=lm, n_database=n_database, n_queries=n_queries, k=k,
                                    n_cov_images=n_cov_images, seed=seed, db_batch=db_batch, device=device)
         nd = nn_dimension(out["dist"], k_min, k)
+        au = authors_dimension(out["dist"], k_min)
         n_db, n_all = int(out["n_database"]), int(out["n_all"])
         k_star = matched_k(k, n_db, n_all)
         with timer("Gaussian reference"):
             gauss = gaussian_contrast(3 * patch * patch, n_db, contrast_queries, seed, db_batch, str(device))
         rows.append(PatchDimensions(
             name=name, Q=patch, d=3 * patch * patch, kind=kind, nn=nd.estimate, nn_K=nd.at_k_max,
-            nn_inv=nn_dimension(out["dist"], k_min, k, average="inverse").estimate, k_star=k_star,
+            nn_inv=nn_dimension(out["dist"], k_min, k, average="inverse").estimate,
+            nn_authors=au.estimate, authors_kept=au.kept, k_star=k_star,
             nn_star=float(nd.per_k[k_star - 1]) if k_star >= k_min else None, per_k=nd.per_k,
             cov=covariance_dimension(s if lm is None else whitened_spectrum(s, lm), energy_tol),
             n_db=n_db, n_all=n_all, n_exact=int(out["n_exact"]), duplicates=float((out["dist"][:, 0] == 0).mean()),
