@@ -239,6 +239,11 @@ def test_timing_record_executed_cached_and_rerun_box(tmp_results):
     this_a = "".join(t for _, t in build.rerun_box("notebooks/a", "smoke")["this_build"])
     assert "executed this page on" in this_a and "in 11 s" in this_a
     assert ("literal", "smoke") in box["this_build"]
+    build.note_page("smoke", "notebooks/c", {"runtime": 4.0, "succeeded": False, "error": "CellExecutionError"},
+                    True, now)
+    failed = build.rerun_box("notebooks/c", "smoke")
+    assert "failed to execute this page (CellExecutionError) after 4 s" in "".join(t for _, t in failed["this_build"])
+    assert "smoke not timed here yet" in "".join(t for _, t in failed["times"])  # a failure is no timing
 
 
 def test_execution_of_tells_a_cached_execution_in_any_time_zone(tmp_path, monkeypatch):

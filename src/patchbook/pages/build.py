@@ -558,7 +558,10 @@ def rerun_box(docname: str, profile: str) -> dict[str, Any]:
     else:
         date = str(entry.get("executed_at", ""))[:10]
         this = [("text", "This build (profile "), ("literal", profile), ("text", ") ")]
-        if entry.get("executed"):
+        if not entry.get("succeeded", True):
+            this.append(("text", f"failed to execute this page ({entry.get('error') or 'an error'}) "
+                                 f"after {duration(entry['seconds'])}."))
+        elif entry.get("executed"):
             load = entry.get("load_average")
             cores = (entry.get("hardware") or {}).get("cores") or os.cpu_count() or 1
             busy = ""
