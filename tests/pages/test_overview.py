@@ -108,6 +108,9 @@ def test_tables_group_by_part_and_page_and_render_as_markdown(records):
     assert cells == ["80 epochs", "82.5%", "best", "{cite:t}`thiry2021unreasonable`, `ablation_study_K.txt`:3",
                      "80% (`smoke`)", "scales differ"]
     assert "> 99%" in md and "slide 7" in md and "not measured" in md
+    data = Published("dimensionality/q2", 7.1, "dimensions", "printed", "s", "thiry2021unreasonable",
+                     file="data/k_nns_cifar10", where="Idim[0]")
+    assert overview.source_text(data) == "{cite:t}`thiry2021unreasonable`, `k_nns_cifar10`, Idim[0]"
     assert overview.tables([]) == "The registry of published values holds no entry yet."
 
 

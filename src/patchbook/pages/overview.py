@@ -164,8 +164,14 @@ def uncited(records: Iterable[dict[str, Any]], entries: Iterable[Published]) -> 
 
 
 def source_text(e: Published) -> str:
-    """``{cite:t}`key`` and where in the source: the file and line, or the slide."""
-    where = f"`{escape(Path(e.file).name)}`:{e.line}" if e.file else escape(e.where or "")
+    """``{cite:t}`key`` and where in the source: the file (its name) and
+    line, the file and what in it, or the slide or table."""
+    if e.file:
+        where = f"`{escape(Path(e.file).name)}`" + (f":{e.line}" if e.line else "")
+        if e.where and not e.line:
+            where += f", {escape(e.where)}"
+    else:
+        where = escape(e.where or "")
     return f"{{cite:t}}`{e.source}`" + (f", {where}" if where else "")
 
 
