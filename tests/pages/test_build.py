@@ -96,6 +96,14 @@ def fake_package(tmp_path, monkeypatch):
     cache.import_graph.cache_clear()
 
 
+def test_a_data_folder_beside_a_module_does_not_hide_it(fake_package):
+    (fake_package / "beta").mkdir()  # like pages/published/ (YAML files) beside pages/published.py
+    assert build.source_file("beta") == fake_package / "beta.py"
+    assert build.source_file("style") == fake_package / "style" / "__init__.py"
+    assert build.source_file("") == fake_package / "__init__.py"
+    assert set(build.module_hashes(["beta", "style"])) == {"beta", "style"}
+
+
 def test_an_edit_re_runs_only_the_pages_that_import_it(fake_package, tmp_path):
     a = write_notebook(tmp_path / "nb" / "a.md", "from patchbook import alpha")
     s = write_notebook(tmp_path / "nb" / "s.md", "from patchbook.style import brush")

@@ -217,9 +217,17 @@ def module_closure(modules: Iterable[str]) -> list[str]:
     return sorted(seen)
 
 
+def source_file(module: str) -> Path:
+    """The source file of a patchbook module: ``<name>/__init__.py`` for a
+    package, else ``<name>.py`` (a data folder beside a module, such as
+    ``pages/published/``, does not hide the module)."""
+    path = cache._module_file(module)
+    return path if path.exists() else path.parent.with_suffix(".py")
+
+
 def module_hashes(modules: Iterable[str]) -> dict[str, str]:
     """``{module: hash of its own source file}``."""
-    return {m: _sha(cache._module_file(m).read_bytes()) for m in modules}
+    return {m: _sha(source_file(m).read_bytes()) for m in modules}
 
 
 def registry_files() -> dict[str, Path]:
@@ -288,7 +296,7 @@ def page_inputs(path: Path, profile: str, records: list[dict[str, Any]] | None =
     name = page_name(path.stem)
     cells = code_cells(path)
     modules = module_closure(notebook_imports(cells))
-    texts = cells + [cache._module_file(m).read_text() for m in modules if m != "data"]
+    texts = cells + [source_file(m).read_text() for m in modules if m != "data"]
     values = profiles.table(name).get(profile) if name in profiles.notebooks() else None
     root = Path(data) if data is not None else data_root()
     homes = registry_files()
