@@ -39,6 +39,7 @@ def test_import_graph_reads_the_source():
     g = import_graph()
     assert "patchknn.knn" in g["patchknn.encoding"]
     assert "paths" in g["cache"]
+    assert "pages.published" in g["pages.results"]  # a module beside a data folder of the same name
     assert set(dependencies("patchknn.encoding")) >= {"patchknn.encoding", "patchknn.knn", "patchknn.patches"}
 
 

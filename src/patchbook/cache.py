@@ -37,7 +37,8 @@ def _module_file(module: str) -> Path:
     """The source file of ``module`` (dotted, relative to ``patchbook``; ``""``
     is the package itself)."""
     base = _PACKAGE.joinpath(*module.split(".")) if module else _PACKAGE
-    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    init = base / "__init__.py"
+    return init if init.exists() else base.with_suffix(".py")  # a data folder beside a module is no package
 
 
 def _resolve(module: str, node: ast.ImportFrom | ast.Import) -> list[str]:
