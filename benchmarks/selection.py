@@ -107,10 +107,12 @@ def triton_kernels(interpret: bool):
     def select_block(key, K, RS: tl.constexpr):
         """Mask of the K smallest keys of each row of ``key`` (RS x M), ties by column."""
         v = tl.zeros((RS,), dtype=tl.uint32)
-        for b in tl.static_range(31, -1, -1):      # the K-th key, bit by bit from the top
-            cand = v | (1 << b)
+        bit = tl.full((RS,), 0x80000000, dtype=tl.uint32)
+        for _ in range(32):                         # the K-th key, bit by bit from the top
+            cand = v | bit
             cnt = tl.sum((key < cand[:, None]).to(tl.int32), axis=1)
             v = tl.where(cnt < K, cand, v)
+            bit = bit >> 1
         lt = key < v[:, None]
         eq = key == v[:, None]
         need = K - tl.sum(lt.to(tl.int32), axis=1)
@@ -141,7 +143,7 @@ def triton_kernels(interpret: bool):
             rows = blk * R + r
             x = tl.load(X + rows[:, None] * sx + ds[None, :], mask=(rows[:, None] < n) & (ds[None, :] < d),
                         other=0.0)
-            for j0 in tl.static_range(0, M, BN):
+            for j0 in range(0, M, BN):
                 cj = j0 + tl.arange(0, BN)
                 a = tl.load(A + cj[None, :] * sa + ds[:, None], mask=(cj[None, :] < m) & (ds[:, None] < d),
                             other=0.0)
@@ -150,7 +152,7 @@ def triton_kernels(interpret: bool):
             tl.debug_barrier()
             cols = tl.arange(0, M)
             sq = tl.load(SQ + cols, mask=cols < m, other=0.0)
-            for r0 in tl.static_range(0, R, RS):
+            for r0 in range(0, R, RS):
                 rr = r0 + tl.arange(0, RS)
                 rows_s = blk * R + rr
                 valid = (rows_s[:, None] < n) & (cols[None, :] < m)
@@ -330,18 +332,22 @@ def bench(device: str, m: int, rows: int, args, kernels, reason) -> tuple[list[d
     t = {r["method"]: r.get("ms_best") for r in out}
     if t.get("knn_mask") and t.get("matmul"):
         dom = "dominates" if t["knn_mask"] > t["matmul"] else "does not dominate"
-        verdict.append(f"{device} |D|={m} rows={rows}: the selection (knn_mask, x only) {dom}: "
-                       f"{t['knn_mask'] / t['matmul']:.2f}x the product; kthvalue alone "
-                       f"{(t.get('kthvalue') or float('nan')) / t['matmul']:.2f}x; one pass over the scores "
-                       f"(copy) {(t.get('copy') or float('nan')) / t['matmul']:.2f}x")
+        line = (f"{device} |D|={m} rows={rows}: the selection (knn_mask, x only) {dom}: "
+                f"{t['knn_mask'] / t['matmul']:.2f}x the product")
+        if t.get("kthvalue"):
+            line += f"; kthvalue alone {t['kthvalue'] / t['matmul']:.2f}x"
+        if t.get("copy"):
+            line += f"; one pass over the scores (copy) {t['copy'] / t['matmul']:.2f}x"
+        verdict.append(line)
     if t.get("knn_codes") and t.get("matmul"):
         verdict.append(f"{device} |D|={m}: knn_codes (x and -x) {t['knn_codes'] / t['matmul']:.2f}x the product")
     for name in ("radix", "triton-select"):
         if t.get(name) and t.get("knn_mask"):
-            verdict.append(f"{device} |D|={m}: {name} {t['knn_mask'] / t[name]:.2f}x faster than knn_mask")
+            verdict.append(f"{device} |D|={m}: {name} takes {t[name] / t['knn_mask']:.2f}x the time of knn_mask "
+                           f"({t[name] / t['matmul']:.2f}x the product)")
     if t.get("triton-fused") and t.get("knn_codes"):
-        verdict.append(f"{device} |D|={m}: triton-fused {t['knn_codes'] / t['triton-fused']:.2f}x faster than "
-                       f"knn_codes, {t['triton-fused'] / t['matmul']:.2f}x the product")
+        verdict.append(f"{device} |D|={m}: triton-fused (x and -x) takes {t['triton-fused'] / t['knn_codes']:.2f}x "
+                       f"the time of knn_codes, {t['triton-fused'] / t['matmul']:.2f}x the product")
     return out, verdict
 
 
@@ -385,12 +391,13 @@ def main(argv=None) -> int:
             for v in verdict:
                 print(f"- {v}")
             sys.stdout.flush()
+            if args.json:  # after every point: a run stopped at its time limit keeps the points done
+                with open(args.json, "w") as f:
+                    json.dump({"hardware": hw, "torch": torch.__version__, "device": device,
+                               "repeats": args.repeats, "triton": "interpreter" if interp and kernels else
+                               bool(kernels), "rows": all_rows, "verdict": verdicts,
+                               "measured_on_cuda": not interp}, f, indent=1)
     bad = [r for r in all_rows if str(r.get("agree", "")).startswith("DIFFERS")]
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"hardware": hw, "torch": torch.__version__, "device": device, "repeats": args.repeats,
-                       "triton": "interpreter" if interp and kernels else bool(kernels), "rows": all_rows,
-                       "verdict": verdicts, "measured_on_cuda": not interp}, f, indent=1)
     return 1 if bad else 0
 
 
