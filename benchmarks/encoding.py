@@ -35,6 +35,15 @@ Examples::
     python benchmarks/encoding.py                  # the full grid
     python benchmarks/encoding.py --atoms 512 2048 --sizes 32 --dtypes float32 bfloat16
     python benchmarks/encoding.py --devices cuda --markdown benchmarks/RESULTS.md
+    python benchmarks/encoding.py --devices cuda --atoms 2048 --sizes 32 --json enc.json   # the GPU check's
+
+On CUDA every call is timed between two ``torch.cuda.synchronize()``, the
+batch defaults to 256 32-px images at |D| = 2048 (scaled like the CPU's) and
+the peak memory is ``torch.cuda.max_memory_allocated`` above the memory
+allocated before the call; ``ours`` there is :func:`knn_codes`'s torch path
+(tiles of 32,768 rows at |D| = 2048, ``torch.kthvalue`` and the exact tie fix
+per tile). ``benchmarks/selection.py`` times that selection against the
+matrix product alone.
 
 On a shared CPU the OpenMP threads of torch spin while they wait, which costs
 every multi-step method dearly when other processes compete for the cores; by
@@ -79,6 +88,7 @@ def parse_args(argv=None):
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     ap.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "unset"])
     ap.add_argument("--markdown", default=None, help="append the table (with date and machine) to this file")
+    ap.add_argument("--json", default=None, help="write the rows, the summary and the machine to this file")
     args = ap.parse_args(argv)
     if args.quick:
         args.atoms, args.sizes, args.dtypes = [2048], [32], ["float32"]
@@ -374,6 +384,14 @@ def main(argv=None):
                     print(f"#   {summary[-1] if summary else ''}  [{pb.source}, load {os.getloadavg()[0]:.1f}]")
                     sys.stdout.flush()
     load1 = os.getloadavg()
+    if args.json:
+        import json
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        with open(args.json, "w") as f:
+            json.dump({"machine": header, "gpu": gpu, "native": native, "repeats": args.repeats,
+                       "load": [load0[0], load1[0]], "columns": list(cols), "rows": rows, "summary": summary,
+                       "argv": argv if argv is not None else sys.argv[1:]}, f, indent=1, default=str)
     print("\n" + markdown(cols, rows))
     print("\n".join(summary))
     if args.markdown:

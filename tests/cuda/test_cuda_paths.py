@@ -8,15 +8,16 @@ tests themselves are checked on a machine without a GPU.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
 import pytest
 import torch
 
-from patchbook.invariance import scattering
+from patchbook import data
 from patchbook.patchknn import dimension, knn
-from patchbook.patchknn.encoding import PatchEncoder
+from patchbook.patchknn.encoding import PatchEncoder, resolve_k, transform_variants
 from patchbook.patchknn.patches import patch_moments
 from patchbook.patchknn.whitening import Whitener
 from patchbook.style import optimize
@@ -43,9 +44,9 @@ def _images(n: int = 12, size: int = 32, seed: int = 0) -> np.ndarray:
 def _untied_rows(s: torch.Tensor, k: int, rel: float = 1e-4) -> torch.Tensor:
     """Rows whose K-th and (K+1)-th smallest scores differ by more than ``rel``
     of the row's spread: there the K nearest are defined whatever the rounding."""
-    v = s.double().sort(1).values
-    gap = v[:, k] - v[:, k - 1]
-    spread = (v[:, -1] - v[:, 0]).clamp_min(1e-12)
+    mask = knn.knn_mask(s.cpu(), k).to(s.device)             # exact: the K smallest, ties by index
+    gap = s.masked_fill(mask, float("inf")).amin(1) - s.masked_fill(~mask, -float("inf")).amax(1)
+    spread = (s.amax(1) - s.amin(1)).clamp_min(1e-12)
     return gap > rel * spread
 
 
@@ -102,13 +103,16 @@ def test_exact_neighbour_search_matches_cpu(device):
 
 
 def test_scattering_matches_cpu(device):
+    pytest.importorskip("kymatio", reason="kymatio is not installed (pip install -e . installs it)")
+    # imported here: it needs kymatio, absent from some GPU images
+    from patchbook.invariance import scattering
     imgs = _images(6, 32)
     cpu = scattering.transform(imgs, J=2, L=4, device="cpu")
     gpu = scattering.transform(imgs, J=2, L=4, device=device)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
 
 
-def test_gatys_lowers_its_loss_on_cuda(device):
+def test_gatys_lowers_its_loss_on_cuda(device, vgg16_weights):
     g = torch.Generator().manual_seed(0)
     content = torch.rand(3, 64, 64, generator=g).to(device)
     style = torch.rand(3, 64, 64, generator=g).to(device)
@@ -117,3 +121,84 @@ def test_gatys_lowers_its_loss_on_cuda(device):
     assert out.shape == (3, 64, 64) and out.device.type == torch.device(device).type
     losses = [h["loss"] for h in hist]
     assert len(losses) >= 10 and losses[-1] < losses[0]
+
+
+def test_strotss_lowers_its_loss_on_cuda(device, vgg16_weights):
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(3, 32, 32, generator=g).to(device)
+    style = torch.rand(3, 32, 32, generator=g).to(device)
+    hist: list = []
+    out = optimize.strotss(content, style, n_iter=12, lr=2e-2, min_size=32, n_samples=256, n_style=256,
+                           covariance="layer", seed=0, history=hist)
+    assert out.shape == (3, 32, 32) and out.device.type == torch.device(device).type
+    losses = [h["loss"] for h in hist]
+    assert len(losses) == 12 and np.mean(losses[-3:]) < np.mean(losses[:3])
+
+
+def test_soft_codes_match_cpu(device):
+    """The soft code ("without VQ"): scores of the whole batch at once on a GPU."""
+    imgs = _images(8)
+    enc = PatchEncoder(n_atoms=128, patch=6, k=0.4, soft=0.5, pool=7, pool_stride=4, ceil_mode=False,
+                       seed=3).fit(imgs)
+    enc_gpu = PatchEncoder(**{**enc.get_params(), "device": device}).fit(imgs)
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255)
+    for a, b in zip(enc.codes(x), enc_gpu.codes(x.to(device))):
+        torch.testing.assert_close(b.cpu(), a, rtol=0, atol=2e-3)
+    torch.testing.assert_close(enc_gpu.transform(imgs), enc.transform(imgs), rtol=0, atol=2e-3)
+
+
+def test_shared_score_variants_match_cpu(device):
+    """Variants differing in k and soft share one product per batch
+    (encode_shared): on the device as on the CPU, and each equal to its own
+    encode_batch there."""
+    imgs = _images(10)
+    base = PatchEncoder(n_atoms=96, patch=6, k=0.4, pool=7, pool_stride=4, ceil_mode=False, seed=2)
+    fitted = {d: PatchEncoder(**{**base.get_params(), "device": d}).fit(imgs) for d in ("cpu", device)}
+
+    def variants(e):
+        out = []
+        for k, soft in ((0.4, None), (0.25, None), (0.4, 0.5)):
+            v = copy.copy(e).set_params(k=k, soft=soft)
+            v.k_ = resolve_k(k, v.n_atoms)
+            out.append(v)
+        return out
+
+    dtypes = [torch.uint8, torch.uint8, torch.float32]
+    cpu = transform_variants(variants(fitted["cpu"]), imgs, dtypes)
+    dev = transform_variants(variants(fitted[device]), imgs, dtypes)
+    for v, a, b in zip(variants(fitted[device]), cpu, dev):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert (a.float() - b.float()).abs().mean() < 0.05        # counts: a few near-tied atoms swap
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255).to(device)
+        alone = v.encode_batch(x, counts=a.dtype == torch.uint8).cpu()
+        torch.testing.assert_close(b.to(alone.dtype), alone, rtol=0, atol=1e-5)
+
+
+def test_knn_codes_of_patches_match_cpu_across_tiles(device):
+    """Raw patch rows through knn_codes past one default tile (32,768 rows on
+    CUDA at |D| = 2048): the same codes as on the CPU away from exact ties."""
+    g = torch.Generator().manual_seed(4)
+    m, k, n = 2048, 819, 33_000
+    atoms = torch.randn(m, 27, generator=g)
+    x = torch.randn(n, 27, generator=g)
+    cpu = knn.knn_codes(x, atoms, k)
+    dev = knn.knn_codes(x.to(device), atoms.to(device), k).cpu()
+    assert dev.shape == (n, 2 * m) and (dev.sum(1) == 2 * k).all()
+    s = knn.scores(x, atoms)                                     # of x; those of -x: 2 ||d||^2 - s
+    keep = _untied_rows(s, k, 1e-5) & _untied_rows(2 * (atoms * atoms).sum(1)[None] - s, k, 1e-5)
+    assert keep.float().mean() > 0.8                             # float32 rounding: ~1e-7 of the spread
+    assert torch.equal(cpu[keep], dev[keep])
+
+
+def test_patch_neighbours_match_cpu(device):
+    """The dimensionality page's search: whitening on the device
+    (patch_transform's non-CPU branch), patch databases there, exact recomputation."""
+    imgs = _images(30, 16)
+    train = data.Dataset(imgs[:20], np.zeros(20, np.int64), ("a",), "train-fp")
+    test = data.Dataset(imgs[20:], np.zeros(10, np.int64), ("a",), "test-fp")
+    kw = dict(patch=4, lam=1e-3, n_database=1500, n_queries=64, k=8, n_cov_images=None, db_batch=512,
+              cache=False)
+    cpu = dimension.patch_neighbours(train, test, device="cpu", **kw)
+    dev = dimension.patch_neighbours(train, test, device=device, **kw)
+    np.testing.assert_allclose(dev["dist"], cpu["dist"], rtol=1e-4, atol=1e-5)
+    assert dev["n_database"] == cpu["n_database"]
