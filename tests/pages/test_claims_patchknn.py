@@ -94,6 +94,10 @@ def test_soft_code_needs_both_halves():
     base = M(None, 60.0)
     both = c.soft_code([M(1.0, 61.0), M(100.0, 40.0)], base, ratio=1.1, se=1.0)
     assert both.holds and "as published" in both and "about 1.1 in our unit" in both
+    # a gain within two standard errors is not called a help; the authors' gain (83.5 - 82.6) is quoted
+    assert "does as well as" in both and "helps" not in both and "+0.9 points is not resolved" in both
+    helps = c.soft_code([M(1.0, 63.0), M(100.0, 40.0)], base, ratio=1.1, se=1.0)
+    assert helps.holds and "helps at a moderate scale (+3.0 points" in helps
     no_collapse = c.soft_code([M(1.0, 61.0), M(100.0, 59.5)], base, ratio=1.1, se=1.0)
     assert no_collapse.holds is False and "does not reproduce" in no_collapse and "their unit" in no_collapse
     no_gain = c.soft_code([M(1.0, 55.0), M(100.0, 40.0)], base, ratio=1.1, se=1.0)
