@@ -93,9 +93,13 @@ def test_dictionary_size_gain_sign():
 def test_soft_code_needs_both_halves():
     base = M(None, 60.0)
     both = c.soft_code([M(1.0, 61.0), M(100.0, 40.0)], base, ratio=1.1, se=1.0)
-    assert both.holds and "as published" in both and "ours 1.1" in both
+    assert both.holds and "as published" in both and "about 1.1 in our unit" in both
+    # a gain within two standard errors is not called a help; the authors' gain (83.5 - 82.6) is quoted
+    assert "does as well as" in both and "helps" not in both and "+0.9 points is not resolved" in both
+    helps = c.soft_code([M(1.0, 63.0), M(100.0, 40.0)], base, ratio=1.1, se=1.0)
+    assert helps.holds and "helps at a moderate scale (+3.0 points" in helps
     no_collapse = c.soft_code([M(1.0, 61.0), M(100.0, 59.5)], base, ratio=1.1, se=1.0)
-    assert no_collapse.holds is False and "does not reproduce" in no_collapse
+    assert no_collapse.holds is False and "does not reproduce" in no_collapse and "their unit" in no_collapse
     no_gain = c.soft_code([M(1.0, 55.0), M(100.0, 40.0)], base, ratio=1.1, se=1.0)
     assert no_gain.holds is False
 
@@ -144,3 +148,15 @@ def test_whitening_drop():
     small = c.whitening_drop(30.0, 27.0, se=2.0)
     assert small.holds is False and "within two standard errors" in small
     assert "33.2%" in big and "13.8%" in big and "58%" in big   # the logs' 64 px run, from the registry
+
+
+def test_formulation_gap_follows_the_difference_and_its_error():
+    same = c.formulation_gap(M(102, 60.0), M(102, 60.8), se_ours=0.5, se_authors=0.5)
+    assert same.holds and "+0.8 points" in same and "does not change the accuracy" in same
+    assert "standard error of the difference 0.7" in same
+    apart = c.formulation_gap(M(205, 60.0), M(204, 57.0), se_ours=0.5, se_authors=0.5)
+    assert apart.holds is False and "-3.0 points" in apart and "carry this gap" in apart
+    assert "$K = 204$" in apart and "$K = 205$" in apart and "does not change" not in apart
+    assert "the code of $-\\tilde x$" in apart                                 # LaTeX, not a tab
+    # the sign does not decide: a gap either way beyond two standard errors is a gap
+    assert c.formulation_gap(M(1, 57.0), M(1, 60.0), 0.5, 0.5).holds is False

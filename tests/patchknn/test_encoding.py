@@ -201,3 +201,59 @@ def test_flip_augmentation_of_cached_codes():
             assert same or fl
             n_flipped += fl
     assert 0 < n_flipped < 4
+
+
+# ------------------------------------------- input at the entry points ----
+
+def _entry_points(enc):
+    """Every entry point of a fitted encoder, as functions of a batch."""
+    return {"transform": enc.transform, "codes": enc.codes, "code_maps": enc.code_maps,
+            "encode_batch": enc.encode_batch, "scores": enc.scores,
+            "fit": lambda x: PatchEncoder(**enc.get_params()).fit(x)}
+
+
+def test_every_integer_layout_gives_the_codes_of_uint8(images, encoder):
+    """uint8 and int64 arrays, uint8 and int64 tensors, and floats in [0, 1]
+    are the same images: the same codes (issue 18: int64 arrays and uint8
+    tensors were coded without the division by 255)."""
+    u8 = images[:3]
+    want = encoder.transform(u8)
+    t = torch.from_numpy(u8).permute(0, 3, 1, 2)
+    for same in (u8.astype(np.int64), t, t.long(), u8.astype(np.float64) / 255, t.float() / 255):
+        assert torch.equal(encoder.transform(same), want)
+        assert torch.equal(encoder.encode_batch(same), want)
+    assert torch.equal(encoder.code_maps(u8.astype(np.int64)), encoder.code_maps(patches.to_tensor(u8)))
+
+
+@pytest.mark.parametrize("name", ["transform", "codes", "code_maps", "encode_batch", "scores", "fit"])
+def test_bad_images_are_refused_at_every_entry_point(images, encoder, name):
+    f = _entry_points(encoder)[name]
+    u8 = images[:3]
+    t = patches.to_tensor(u8)
+    with pytest.raises(ValueError, match=r"float images must be in \[0, 1\].*divide by 255"):
+        f(u8.astype(np.float32))                                 # floats in [0, 255]
+    with pytest.raises(ValueError, match=r"float images must be in \[0, 1\]"):
+        f(t * 255)
+    with pytest.raises(ValueError, match="NaN"):
+        f(torch.where(t > 0.5, float("nan"), t))
+    with pytest.raises(ValueError, match="NaN"):
+        f(np.where(u8 > 128, np.inf, u8 / 255))
+    with pytest.raises(ValueError, match="0-255"):
+        f(u8.astype(np.int64) * 2)
+    with pytest.raises(ValueError, match="boolean"):
+        f(u8 > 128)
+    with pytest.raises(ValueError, match="4 dimensions"):
+        f(u8[..., 0])                                            # greyscale without its channel axis
+    if name != "fit":                                            # a fit takes any number of channels
+        for grey in (u8[..., :1], t[:, :1]):                      # greyscale into a colour encoder
+            with pytest.raises(ValueError, match="1 channel.*fitted on 3-channel"):
+                f(grey)
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+        f(u8.tolist())
+
+
+def test_channels_are_known_after_load_state(images, encoder):
+    enc = PatchEncoder(**encoder.get_params()).load_state(encoder.state())
+    assert enc.n_channels_ == 3
+    with pytest.raises(ValueError, match="fitted on 3-channel"):
+        enc.codes(patches.to_tensor(images[:1, :, :, :1]))

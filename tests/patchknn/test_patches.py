@@ -121,3 +121,38 @@ def test_sample_patches_cover_positions_uniformly():
     counts = np.bincount(idx.row * 5 + idx.col, minlength=25)
     assert counts.min() > 45 and counts.max() < 120
     assert np.bincount(idx.image, minlength=100).max() < 45
+
+
+def test_to_tensor_is_the_one_checked_conversion(images):
+    """Integer pixel values in any dtype and layout are divided by 255,
+    floats in [0, 1] kept; anything else is a one-line error (issue 18)."""
+    want = patches.to_tensor(images)
+    t = torch.from_numpy(images).permute(0, 3, 1, 2)
+    for same in (images.astype(np.int64), images.astype(np.int32), t, t.long(), want.double(),
+                 images.astype(np.float64) / 255):
+        torch.testing.assert_close(patches.to_tensor(same), want, rtol=0, atol=1e-7)
+    assert patches.to_tensor(want) is want                                 # floats in [0, 1]: untouched
+    bad = {
+        "floats in [0, 255]": (images.astype(np.float32), r"float images must be in \[0, 1\], got values in "
+                                                          r"\[0, 255\] \(pixel values 0-255\? divide by 255"),
+        "negative floats": (want - 0.5, r"must be in \[0, 1\]"),
+        "NaN": (torch.where(want > 0.5, float("nan"), want), "NaN or infinite"),
+        "inf": (np.full((1, 4, 4, 3), np.inf), "NaN or infinite"),
+        "16-bit values": (images.astype(np.uint16) * 256, "pixel values 0-255, got values in"),
+        "negative integers": (t.long() - 1, "pixel values 0-255"),
+        "booleans": (t > 100, "boolean"),
+        "3 dimensions": (images[..., 0], "4 dimensions"),
+    }
+    for what, (x, match) in bad.items():
+        with pytest.raises(ValueError, match=match):
+            patches.to_tensor(x)
+    with pytest.raises(ValueError, match="1 channel"):
+        patches.to_tensor(images[..., :1], channels=3)
+    with pytest.raises(TypeError):
+        patches.to_tensor(images.tolist())
+
+
+def test_patches_of_a_uint8_tensor_are_in_zero_one(images):
+    """gather_patches divided numpy uint8 by 255 but not a uint8 tensor."""
+    t = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    assert torch.equal(patches.sample_patches(t, 4, 30, seed=2), patches.sample_patches(images, 4, 30, seed=2))

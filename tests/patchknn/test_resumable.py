@@ -187,7 +187,8 @@ def test_cifar_paper_row_config(tmp_cache):
     assert c.augment and (c.dataset, c.n_per_class, c.n_test_per_class, c.seed) == ("cifar10", 0, 0, 0)
     assert c.encoder_params() == {"n_atoms": 2048, "patch": 6, "k": 0.4, "lam": 1e-3, "whitening": "zca",
                                   "both_signs": True, "soft": None, "pool": 5, "pool_stride": 3,
-                                  "ceil_mode": True, "out_size": None, "stride": 1, "mirror": False, "seed": 0}
+                                  "ceil_mode": True, "out_size": None, "stride": 1, "mirror": False,
+                                  "formulation": "ours", "seed": 0}
     assert (c.head, c.bottleneck, c.head_kernel, c.batchnorm) == ("factorized", 128, 6, True)
     assert (c.epochs, c.lr, c.milestones, c.momentum, c.weight_decay) == (80, 3e-3, (50, 75), 0.9, 0.0)
     assert (c.batch_size, c.padding) == (128, 4)

@@ -26,6 +26,56 @@ Variants:
   tends to the hard one as ``s -> 0`` (and gives 1/2 to atoms tied across the
   threshold). ``s`` is in units of squared whitened distance.
 
+The authors' formulation (``formulation="authors"``): what the script behind
+the published numbers computes (louity/patches ``kneighbors.py`` and
+``utils.py`` at the head of the repository; file:line below), the same
+dictionary and whitening fitted on the same [0, 1] pixels, with four
+departures from the definitions above:
+
+- *input normalisation*: the images fed to the encoder are ``ToTensor()``
+  then ``Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))``-ed
+  (kneighbors.py:132-141, CIFAR-10; :data:`AUTHORS_CIFAR_MEAN`,
+  :data:`AUTHORS_CIFAR_STD`), while the whitening (kneighbors.py:338-396,
+  utils.py:90-132: the biased covariance of every patch of ``ToTensor()``
+  images, ``whitening_op = U diag((s + lambda)^(-1/2))``, the identity for a
+  negative ``lambda``) and the atoms (kneighbors.py:398-406, utils.py:50-72:
+  patches of ``trainset.data / 255``) are computed on [0, 1] images;
+- *raw-atom kernels and bias*: the kernels are ``W^T W d_j`` and the bias
+  ``0.5 ||W d_j||^2`` of the raw atoms, not centred (kneighbors.py:442-450),
+  and ``Net.forward`` (kneighbors.py:317-334) codes the scores
+  ``t_ij = 0.5 ||W d_j||^2 - <x~_i, W^T W d_j>`` (``-out + bias``) and, for its
+  second half, ``0.5 ||W d_j||^2 + <x~_i, W^T W d_j>`` (``out + bias``): the
+  code of the *negated normalised* patch ``-x~``, where ours reflects the
+  patch through the patch mean. ``t`` ranks atoms by the Mahalanobis
+  distance between the normalised patch ``x~`` (about 5 times larger than
+  ``x`` and centred per channel) and the raw atom ``d_j``;
+- *K* is ``int(k |D|)`` (kneighbors.py:488; 204 of 512 where ours rounds to
+  205);
+- *the binary code* is ``t < t_(K+1)`` and the soft code
+  ``sigmoid((t_(K+1) - t) / s)``, ``t_(K+1)`` the (K+1)-th smallest score of
+  the patch (``lowestk_heaviside``, ``lowestk_sigmoid``, kneighbors.py:231-239),
+  so ``s`` is in the unit of ``t`` (their ``--sigmoid``): the binary code is
+  ours (exactly K ones) away from exact ties, the soft one has another
+  threshold and another unit;
+- *crops* pad with zeros (``RandomCrop(32, padding=4)``, kneighbors.py:133),
+  where our augmented runs reflect: a property of the point
+  (:attr:`patchbook.patchknn.pipeline.PointConfig.padding_mode`), not of the
+  encoder.
+
+It runs in the same machinery: the images (pixels in [0, 1], as for every
+formulation at the entry points) are normalised as theirs
+(``(x - mean) / std`` per channel, the arithmetic of ``Normalize``, so the
+normalised pixels are theirs bit for bit) and coded with kernels
+``k_j = W^T W d_j``, no offset and ``sqnorms_ = ||W d_j||^2``:
+:func:`patchbook.patchknn.knn.knn_codes`' scores ``||W d_j||^2 - 2 <x~, k_j>``
+are then exactly twice theirs. (Folding the normalisation into the kernels
+would save that pass but lose about a digit to the cancellation of
+``<x, k_j>`` and ``<m, k_j>``, which a small soft scale shows.) Pooling is the same
+(``avg_pool2d(..., ceil_mode=True)``, kneighbors.py:324). Their script runs the
+encoder in float16 on a GPU (kneighbors.py:477-479); this one computes in
+float32. tests/patchknn/test_authors.py checks the codes against a
+transcription of ``Net.forward``.
+
 Mirror-closed dictionary (``mirror=True``, an option of this library, not
 the authors'): half the atoms are drawn, the other half are their
 left-right mirror images, and the patch moments are symmetrised (those of the
@@ -63,6 +113,8 @@ from patchbook.patchknn import knn
 from patchbook.patchknn.patches import (
     PatchIndex,
     PatchMoments,
+    check_channels,
+    check_images,
     extract_patches,
     image_shape,
     n_positions,
@@ -75,10 +127,27 @@ from patchbook.patchknn.whitening import Whitener
 # Parameters that variants of one fitted encoder may differ in while sharing its scores.
 SHARED_SCORE_PARAMS = ("k", "soft")
 
+# The encoder's formulations: the paper's definitions, or what the authors' script computes.
+FORMULATIONS = ("ours", "authors")
 
-def resolve_k(k: int | float, n_atoms: int) -> int:
+# The input normalisation of the authors' CIFAR-10 script (torchvision
+# Normalize after ToTensor), louity/patches kneighbors.py:136.
+AUTHORS_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+AUTHORS_CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+
+def check_formulation(formulation: str) -> str:
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    return formulation
+
+
+def resolve_k(k: int | float, n_atoms: int, formulation: str = "ours") -> int:
     """Number of neighbours: an ``int`` is a count, a ``float`` a fraction of
-    ``n_atoms`` (rounded; ``0.4`` is the authors' choice)."""
+    ``n_atoms`` (``0.4`` is the authors' choice), rounded to the nearest
+    count in our formulation, truncated (``int(k * n_atoms)``, as their
+    script) in the authors'."""
+    check_formulation(formulation)
     if isinstance(k, bool):
         raise TypeError("k must be an int (count) or a float (fraction of n_atoms)")
     if isinstance(k, (int, np.integer)):
@@ -86,7 +155,7 @@ def resolve_k(k: int | float, n_atoms: int) -> int:
     else:
         if not 0.0 <= float(k) <= 1.0:
             raise ValueError(f"a fractional k must be in [0, 1], got {k}")
-        kk = int(round(float(k) * n_atoms))
+        kk = int(float(k) * n_atoms) if formulation == "authors" else int(round(float(k) * n_atoms))
     if not 0 <= kk <= n_atoms:
         raise ValueError(f"k = {kk} is not in [0, n_atoms = {n_atoms}]")
     return kk
@@ -193,6 +262,12 @@ class PatchEncoder:
     mirror
         Mirror-closed dictionary and symmetrised whitening (see the module
         docstring); ``n_atoms`` must be even.
+    formulation
+        ``"ours"`` (the paper's definitions) or ``"authors"`` (what their
+        script computes: input normalisation, raw-atom kernels and bias, the
+        code of ``-x~``, ``K = int(k |D|)``, their soft threshold and its unit;
+        see the module docstring). Both fit the same dictionary and
+        whitening.
     seed
         Seed of the dictionary draw.
     device
@@ -208,14 +283,16 @@ class PatchEncoder:
     whitener_ : :class:`~patchbook.patchknn.whitening.Whitener`;
     atoms_ : ``|D| x d`` raw atoms; atom_index_ : where they were drawn;
     whitened_atoms_ : ``W (atoms_ - mean)``; kernels_ : ``|D| x d`` float32
-    ``W^T W (d_j - mu)``; sqnorms_ : ``||a_j||^2``; k_ : the resolved ``K``.
+    ``W^T W (d_j - mu)`` (the authors': ``W^T W d_j``); sqnorms_ :
+    ``||a_j||^2`` (the authors': ``||W d_j||^2``); k_ : the resolved ``K``;
+    n_channels_ : channels of the images (checked at every entry point).
     """
 
     def __init__(self, n_atoms: int = 2048, patch: int = 6, k: int | float = 0.4, lam: float = 1e-3,
                  whitening: str = "zca", both_signs: bool = True, soft: float | None = None,
                  pool: int = 5, pool_stride: int = 3, ceil_mode: bool = True, out_size: int | None = None,
-                 stride: int = 1, mirror: bool = False, seed: int = 0, device: str | torch.device = "cpu",
-                 memory_mb: int = 512, progress: bool = False):
+                 stride: int = 1, mirror: bool = False, formulation: str = "ours", seed: int = 0,
+                 device: str | torch.device = "cpu", memory_mb: int = 512, progress: bool = False):
         self.n_atoms = n_atoms
         self.patch = patch
         self.k = k
@@ -229,6 +306,7 @@ class PatchEncoder:
         self.out_size = out_size
         self.stride = stride
         self.mirror = mirror
+        self.formulation = formulation
         self.seed = seed
         self.device = device
         self.memory_mb = memory_mb
@@ -236,7 +314,8 @@ class PatchEncoder:
 
     # scikit-learn style introspection
     _PARAMS = ("n_atoms", "patch", "k", "lam", "whitening", "both_signs", "soft", "pool", "pool_stride",
-               "ceil_mode", "out_size", "stride", "mirror", "seed", "device", "memory_mb", "progress")
+               "ceil_mode", "out_size", "stride", "mirror", "formulation", "seed", "device", "memory_mb",
+               "progress")
 
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -249,12 +328,14 @@ class PatchEncoder:
         return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS[:14])
+        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS[:15])
         return f"PatchEncoder({args})"
 
     def code_params(self) -> dict:
-        """The parameters the codes depend on (for cache keys)."""
-        return {p: getattr(self, p) for p in self._PARAMS if p not in ("device", "memory_mb", "progress")}
+        """The parameters the codes depend on (for cache keys; ``formulation``
+        only where it is not the default, so earlier keys stay valid)."""
+        return {p: getattr(self, p) for p in self._PARAMS if p not in ("device", "memory_mb", "progress")
+                and not (p == "formulation" and self.formulation == "ours")}
 
     # ------------------------------------------------------------ fitting
     def fit(self, images, y=None, moments: PatchMoments | None = None) -> "PatchEncoder":
@@ -264,10 +345,13 @@ class PatchEncoder:
         ``moments`` (from :func:`patchbook.patchknn.patches.patch_moments` on the same
         images at the same patch size and stride) skips the moment pass.
         """
-        C, H, W = image_shape(images)
-        self.k_ = resolve_k(self.k, self.n_atoms)
-        if self.soft is not None and not self.soft > 0:
-            raise ValueError(f"soft must be None or > 0, got {self.soft}")
+        C, H, W = check_images(images)
+        check_formulation(self.formulation)
+        if self.formulation == "authors" and C != len(AUTHORS_CIFAR_MEAN):
+            raise ValueError(f"the authors' formulation normalises {len(AUTHORS_CIFAR_MEAN)}-channel (CIFAR-10) "
+                             f"images, got {C}-channel images")
+        self.k_ = resolve_k(self.k, self.n_atoms, self.formulation)
+        self._check_soft()
         if moments is None:
             moments = patch_moments(images, self.patch, self.stride, device=self.device, progress=self.progress)
         if moments.mean.numel() != C * self.patch ** 2:
@@ -284,8 +368,15 @@ class PatchEncoder:
         if self.mirror:
             atoms = torch.cat([atoms, atoms[:, mirror_index(C, self.patch)]])
         self.set_atoms(atoms, index)
-        self.n_channels_, self.image_size_ = C, (H, W)
+        self.image_size_ = (H, W)
         return self
+
+    def _check_soft(self) -> None:
+        if self.soft is not None and not self.soft > 0:
+            raise ValueError(f"soft must be None or > 0, got {self.soft}")
+        if self.soft is not None and self.formulation == "authors" and not self.k_ < self.n_atoms:
+            raise ValueError(f"the authors' soft code needs the (K+1)-th score: K = {self.k_} must be < "
+                             f"|D| = {self.n_atoms}")
 
     def flip_permutation(self, height: int = 32, width: int = 32) -> torch.Tensor:
         """Channel permutation ``perm`` with ``codes(flip(image)) ==
@@ -309,20 +400,56 @@ class PatchEncoder:
         wh = self.whitener_
         atoms = atoms.double().cpu()
         a = wh.transform(atoms)                       # whitened atoms, |D| x d
-        kernels = a @ wh.W_                           # rows W^T a_j = W^T W (d_j - mu)
+        d = atoms.shape[1]
+        if d % (self.patch * self.patch):
+            raise ValueError(f"atoms of dimension {d} are not C x {self.patch} x {self.patch} patches")
+        C = d // (self.patch * self.patch)
+        if check_formulation(self.formulation) == "authors":
+            if C != len(AUTHORS_CIFAR_MEAN):
+                raise ValueError(f"the authors' formulation normalises {len(AUTHORS_CIFAR_MEAN)}-channel images, "
+                                 f"got atoms of {C} channels")
+            kernels = atoms @ wh.metric_              # rows W^T W d_j of the raw atoms (the metric is symmetric)
+            shift = torch.zeros(d, dtype=torch.float64)  # on normalised images, no offset
+            sqnorms = (kernels * atoms).sum(1)        # ||W d_j||^2: twice the authors' bias
+        else:
+            kernels, shift = a @ wh.W_, wh.mean_      # rows W^T a_j = W^T W (d_j - mu)
+            sqnorms = (a * a).sum(1)
         self.atoms_, self.atom_index_ = atoms.float(), index
         self.whitened_atoms_ = a.float()
         self.n_atoms = len(atoms)
-        self.k_ = resolve_k(self.k, self.n_atoms)
-        self.sqnorms_ = (a * a).sum(1).float()
+        self.n_channels_ = C
+        self.k_ = resolve_k(self.k, self.n_atoms, self.formulation)
+        self.sqnorms_ = sqnorms.float()
         self.kernels_ = kernels.float()
-        self._offset = (kernels @ wh.mean_).float()  # <mu, k_j>
+        self._offset = (kernels @ shift).float()     # <mu, k_j> (the authors': 0)
+        self._formulation_fitted = self.formulation
         self._cache_device = self._fused_key = None
         return self
 
     def _check(self) -> None:
         if not hasattr(self, "kernels_"):
             raise RuntimeError("PatchEncoder is not fitted; call fit first")
+        if self._formulation_fitted != self.formulation:
+            raise ValueError(f"the encoder was fitted with formulation={self._formulation_fitted!r}, not "
+                             f"{self.formulation!r}: refit it")
+
+    def _input(self, x) -> torch.Tensor:
+        """Images at an entry point: checked and converted by
+        :func:`~patchbook.patchknn.patches.to_tensor` (channels against the
+        fit), on ``x``'s device for a tensor, the encoder's for an array."""
+        self._check()
+        return to_tensor(x, x.device if isinstance(x, torch.Tensor) else self.device, channels=self.n_channels_)
+
+    def _scored(self, x: torch.Tensor) -> torch.Tensor:
+        """What the kernels are applied to: the images ``x`` (float, [0, 1])
+        themselves, or in the authors' formulation their normalisation
+        ``(x - mean) / std`` (``Normalize``'s arithmetic: a new tensor)."""
+        if self.formulation != "authors":
+            return x
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(AUTHORS_CIFAR_MEAN, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(AUTHORS_CIFAR_STD, dtype=x.dtype, device=x.device).view(shape)
+        return (x - mean).div_(std)
 
     def _on(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Kernels (transposed), bias of the ``+x`` scores and squared norms on ``device``."""
@@ -353,9 +480,10 @@ class PatchEncoder:
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Scores ``s = ||a_j||^2 - 2 <W(x_i - mu), a_j>`` of every patch of the
-        float images ``x`` (``B x C x H x W``): ``(B * L) x |D|``, rows in
-        (image, row-major position) order."""
-        self._check()
+        images ``x`` (``B x C x H x W``): ``(B * L) x |D|``, rows in
+        (image, row-major position) order (the authors' formulation: twice
+        their scores, ``||W d_j||^2 - 2 <x~_i, W^T W d_j>``)."""
+        x = self._scored(self._input(x))
         kt, bias, _ = self._on(x.device)
         P = extract_patches(x, self.patch, self.stride)
         return torch.addmm(bias, P.reshape(-1, P.shape[-1]), kt, alpha=-2.0)
@@ -366,10 +494,25 @@ class PatchEncoder:
         if self.soft is None:
             mask = knn.knn_mask(s, self.k_)
             return mask if out is None else out.copy_(mask)
-        return torch.sigmoid((soft_threshold(s, self.k_) - s) / self.soft, out=out)
+        return torch.sigmoid((self.threshold(s) - s) / self.soft_divisor, out=out)
+
+    def threshold(self, s: torch.Tensor) -> torch.Tensor:
+        """``tau`` of the soft code for scores ``s`` (``n x |D|``): ``n x 1``,
+        the midpoint between the K-th and (K+1)-th smallest score (ours) or
+        the (K+1)-th smallest (the authors')."""
+        if self.formulation == "authors":
+            return s.kthvalue(self.k_ + 1, dim=1, keepdim=True).values
+        return soft_threshold(s, self.k_)
+
+    @property
+    def soft_divisor(self) -> float:
+        """What the soft code divides ``tau - s`` by: ``soft`` in units of
+        the scores (ours: squared whitened distance), ``2 soft`` in the
+        authors' formulation, whose scores here are twice theirs."""
+        return 2 * self.soft if self.formulation == "authors" else self.soft
 
     def codes(self, x: torch.Tensor, tile_rows: int | None = None) -> list[torch.Tensor]:
-        """Unpooled codes of float images ``x`` (``B x C x H x W``), as a list of
+        """Unpooled codes of images ``x`` (``B x C x H x W``), as a list of
         one or two (``both_signs``) ``(B * L) x |D|`` tensors (bool for the hard code).
 
         The hard code is :func:`patchbook.patchknn.knn.knn_codes` on the raw patches
@@ -377,8 +520,10 @@ class PatchEncoder:
         fused tile by tile; the two tensors are views of one ``(B L) x 2|D|``
         mask). The soft code computes the scores ``tile_rows`` rows at a time
         (default: about 2 MiB of scores on the CPU, the whole batch on a GPU).
+        ``x`` may be any batch :func:`~patchbook.patchknn.patches.to_tensor`
+        accepts (checked there).
         """
-        self._check()
+        x = self._scored(self._input(x))
         if self.soft is None:
             full = self._hard_codes(x, tile_rows)
             m = self.n_atoms
@@ -408,8 +553,9 @@ class PatchEncoder:
         return out
 
     def _hard_codes(self, x: torch.Tensor, tile_rows: int | None = None) -> torch.Tensor:
-        """The binary code of every patch of ``x``: ``(B L) x n_codes`` bool,
-        ``[code(x) | code(-x)]`` with ``both_signs``."""
+        """The binary code of every patch of ``x`` (checked and
+        :meth:`_scored`): ``(B L) x n_codes`` bool, ``[code(x) | code(-x)]``
+        with ``both_signs``."""
         kernels, offset, sq = self._fused_on(x.device)
         C = x.shape[1]
         out = knn.knn_codes(x, kernels.view(-1, C, self.patch, self.patch), self.k_, self.both_signs,
@@ -429,16 +575,20 @@ class PatchEncoder:
         return self._fused
 
     def code_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """Unpooled code maps ``B x n_codes x h x w`` (float) of float images ``x``."""
+        """Unpooled code maps ``B x n_codes x h x w`` (float) of images ``x``
+        (any batch :func:`~patchbook.patchknn.patches.to_tensor` accepts)."""
+        x = self._input(x)
         B = x.shape[0]
         h, w = self.code_size(*x.shape[-2:])
         return torch.cat([c.view(B, h, w, -1).permute(0, 3, 1, 2).float() for c in self.codes(x)], 1)
 
     def encode_batch(self, x: torch.Tensor, counts: bool = False) -> torch.Tensor:
-        """Pooled codes ``B x n_codes x h' x w'`` of float images ``x`` (``B x C x H x W``,
-        on the encoder's device). ``counts``: window sums instead of means
-        (exact integers, ``uint8`` for the binary code; ``int16`` if a
-        window can count past 255)."""
+        """Pooled codes ``B x n_codes x h' x w'`` of images ``x`` (``B x C x H x W``
+        float in [0, 1] on the encoder's device, or any batch
+        :func:`~patchbook.patchknn.patches.to_tensor` accepts). ``counts``:
+        window sums instead of means (exact integers, ``uint8`` for the
+        binary code; ``int16`` if a window can count past 255)."""
+        x = self._input(x)
         B = x.shape[0]
         h, w = self.code_size(*x.shape[-2:])
         if self.soft is None:  # one mask for x and -x, pooled a few images at a time while it is in cache
@@ -446,7 +596,7 @@ class PatchEncoder:
             mask = torch.empty(min(per, B) * h * w, self.n_codes, dtype=torch.bool, device=x.device)
             out = None
             for i0 in range(0, B, per):
-                xi = x[i0:i0 + per]
+                xi = self._scored(x[i0:i0 + per])
                 c = mask[: len(xi) * h * w]
                 kernels, offset, sq = self._fused_on(x.device)
                 knn.knn_codes(xi, kernels.view(-1, x.shape[1], self.patch, self.patch), self.k_,
@@ -492,7 +642,8 @@ class PatchEncoder:
 
     def transform(self, images, dtype: torch.dtype = torch.float32, batch_size: int | None = None) -> torch.Tensor:
         """Pooled codes of ``images`` (``uint8`` ``N x H x W x C`` or float
-        ``N x C x H x W``) as a CPU tensor ``N x n_codes x h' x w'``.
+        ``N x C x H x W`` in [0, 1]: what :func:`~patchbook.patchknn.patches.to_tensor`
+        accepts, checked batch by batch) as a CPU tensor ``N x n_codes x h' x w'``.
 
         ``dtype=torch.uint8`` stores window *counts* (the binary code
         summed over each pooling window; exact integers, 4x smaller than
@@ -556,7 +707,7 @@ def encode_shared(variants: Sequence[PatchEncoder], x: torch.Tensor,
     base = variants[0]
     B = x.shape[0]
     h, w = base.code_size(*x.shape[-2:])
-    P = extract_patches(x, base.patch, base.stride)
+    P = extract_patches(base._scored(x), base.patch, base.stride)
     P = P.reshape(-1, P.shape[-1])                                   # (B L) x d
     products: dict[str, list[torch.Tensor]] = {}
 
@@ -583,8 +734,8 @@ def encode_shared(variants: Sequence[PatchEncoder], x: torch.Tensor,
                 code = knn.knn_mask(s, v.k_)
             else:
                 if (j, v.k_) not in taus:
-                    taus[j, v.k_] = soft_threshold(s, v.k_)
-                code = torch.sub(taus[j, v.k_], s).div_(v.soft).sigmoid_()
+                    taus[j, v.k_] = v.threshold(s)
+                code = torch.sub(taus[j, v.k_], s).div_(v.soft_divisor).sigmoid_()
             sums.append(v._window_sums(code, B, h, w))
             del code
         outs.append(v._finish(torch.cat(sums, -1), h, w, c))
@@ -607,6 +758,7 @@ def transform_variants(variants: Sequence[PatchEncoder], images, dtypes: Sequenc
         if dt == torch.uint8 and v.pool * v.pool > 255:
             raise ValueError(f"a {v.pool} x {v.pool} window can count past 255: use int16")
     C, H, W = image_shape(images)
+    check_channels(C, base.n_channels_)
     if batch_size is None:
         batch_size = min(v.batch_size_for(H, W) for v in variants)
         if len(variants) > 1:  # the shared products: (B L) x |D| float32, twice with both signs, and scores
@@ -618,7 +770,7 @@ def transform_variants(variants: Sequence[PatchEncoder], images, dtypes: Sequenc
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), disable=not base.progress, desc="encoding",
                           leave=False, mininterval=2.0):
-            x = to_tensor(images[start:start + batch_size], base.device)
+            x = to_tensor(images[start:start + batch_size], base.device, channels=base.n_channels_)
             for out, o, dt in zip(outs, encode_shared(variants, x, counts), dtypes):
                 out[start:start + len(x)] = o.to("cpu", dt)
     return outs

@@ -5,9 +5,11 @@ A ``Q x Q`` patch of a ``C``-channel image is flattened in the order
 patch vector has ``d = C * Q * Q`` entries and a dictionary of patches can be
 reshaped into convolution kernels ``|D| x C x Q x Q``.
 
-Images come either as ``uint8`` numpy arrays ``N x H x W x C`` (what
-:mod:`patchbook.data` returns) or as float tensors ``N x C x H x W``;
-:func:`to_tensor` turns the former into the latter with pixels in [0, 1].
+Images come either as numpy arrays ``N x H x W x C`` (``uint8``, what
+:mod:`patchbook.data` returns) or as tensors ``N x C x H x W``, of pixel
+values 0-255 in an integer dtype or of floats in [0, 1]; :func:`to_tensor`,
+the one conversion, checks them (:func:`check_images`: range, finite values,
+channels) and returns float tensors ``N x C x H x W`` in [0, 1].
 A ``normalize`` callable, where a function takes one, is applied to float
 ``N x C x H x W`` tensors before patches are taken; it must act pixel by pixel
 (e.g. a per-channel standardisation), since :func:`sample_patches` applies it
@@ -16,6 +18,7 @@ to the patches themselves.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,23 +30,84 @@ from tqdm.auto import tqdm
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 
 
+def check_images(images: np.ndarray | torch.Tensor, channels: int | None = None) -> tuple[int, int, int]:
+    """Check a batch of images for what :func:`to_tensor` accepts and return
+    its ``(C, H, W)``; a one-line ``ValueError`` (``TypeError`` for other
+    types) saying what was expected otherwise.
+
+    Accepted: numpy arrays ``N x H x W x C`` or torch tensors ``N x C x H x W``
+    of pixel values 0-255 in an integer dtype (``uint8``, ``int64``, ...), or of
+    floats in [0, 1]. Refused: floats outside [0, 1] (such as images in
+    [0, 255]: divide by 255 or pass ``uint8``), integers outside 0-255, NaN or
+    infinite values, booleans, another number of dimensions, and, when
+    ``channels`` is given (the channels an encoder was fitted on), another
+    number of channels. Range and finiteness are read from the values (a
+    pass over a float batch); an integer batch of dtype ``uint8`` needs none.
+    """
+    C, H, W = image_shape(images)
+    check_channels(C, channels)
+    numpy = isinstance(images, np.ndarray)
+    dt = images.dtype
+    if (numpy and dt == np.bool_) or (not numpy and dt == torch.bool):
+        raise ValueError("boolean images: expected pixel values 0-255 (integers) or floats in [0, 1]")
+    if (numpy and np.issubdtype(dt, np.complexfloating)) or (not numpy and dt.is_complex):
+        raise ValueError(f"complex images ({dt}): expected pixel values 0-255 (integers) or floats in [0, 1]")
+    floating = np.issubdtype(dt, np.floating) if numpy else dt.is_floating_point
+    if dt in (np.uint8, torch.uint8) or (images.size if numpy else images.numel()) == 0:
+        return C, H, W
+    if numpy:
+        lo, hi = (float(v) for v in (np.min(images), np.max(images)))
+    else:
+        lo, hi = (float(v) for v in torch.aminmax(images.detach() if floating else images.long()))
+    if floating:
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("images contain NaN or infinite values: expected finite floats in [0, 1]")
+        if lo < 0.0 or hi > 1.0:
+            hint = " (pixel values 0-255? divide by 255 or pass uint8)" if hi > 1.0 and hi <= 255.0 else ""
+            raise ValueError(f"float images must be in [0, 1], got values in [{lo:g}, {hi:g}]{hint}")
+    elif lo < 0 or hi > 255:
+        raise ValueError(f"integer images must be pixel values 0-255, got values in [{lo:g}, {hi:g}]")
+    return C, H, W
+
+
+def check_channels(C: int, channels: int | None) -> None:
+    """A one-line error unless ``C`` (the images' channels) is ``channels``
+    (an encoder's, from its fit; ``None``: anything goes)."""
+    if channels is not None and C != channels:
+        raise ValueError(f"images with {C} channel(s) given to an encoder fitted on {channels}-channel images")
+
+
 def to_tensor(images: np.ndarray | torch.Tensor, device: str | torch.device = "cpu",
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``uint8`` ``N x H x W x C`` images (numpy) to float ``N x C x H x W`` in
-    [0, 1]; a tensor already ``N x C x H x W`` is only moved and cast."""
+              dtype: torch.dtype = torch.float32, channels: int | None = None) -> torch.Tensor:
+    """Images to float ``N x C x H x W`` in [0, 1] on ``device``: the one
+    conversion of images in Part 2, checked by :func:`check_images`
+    (``channels``: the number an encoder was fitted on).
+
+    Numpy arrays are ``N x H x W x C``, tensors ``N x C x H x W``; integer
+    pixel values (0-255, any integer dtype) are divided by 255, floats in
+    [0, 1] are only moved and cast.
+    """
+    check_images(images, channels)
     if isinstance(images, np.ndarray):
-        if images.ndim != 4:
-            raise ValueError(f"expected N x H x W x C images, got shape {images.shape}")
+        integer = not np.issubdtype(images.dtype, np.floating)
         t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-        scale = 255.0 if images.dtype == np.uint8 else 1.0
-        return t.to(device=device, dtype=dtype).div_(scale).contiguous()
-    return images.to(device=device, dtype=dtype)
+    else:
+        integer = not images.dtype.is_floating_point
+        t = images
+    t = t.to(device=device, dtype=dtype)
+    if integer:  # .to made a copy: divide it in place
+        t.div_(255.0)
+    return t.contiguous()
 
 
 def image_shape(images: np.ndarray | torch.Tensor) -> tuple[int, int, int]:
     """``(C, H, W)`` of a batch in either layout (see :func:`to_tensor`)."""
+    if not isinstance(images, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"expected images as a numpy array or a torch tensor, got {type(images).__name__}")
     if images.ndim != 4:
-        raise ValueError(f"expected a batch of images with 4 dimensions, got shape {tuple(images.shape)}")
+        layout = "N x H x W x C (numpy)" if isinstance(images, np.ndarray) else "N x C x H x W (torch)"
+        raise ValueError(f"expected a batch of images {layout} with 4 dimensions, got shape "
+                         f"{tuple(images.shape)} (a greyscale batch needs its channel axis of size 1)")
     if isinstance(images, np.ndarray):
         H, W, C = images.shape[1:]
     else:
@@ -245,7 +309,7 @@ def sample_patch_index(n_images: int, height: int, width: int, patch: int, n: in
 def gather_patches(images: np.ndarray | torch.Tensor, index: PatchIndex, patch: int,
                    normalize: Normalize | None = None) -> torch.Tensor:
     """The patches at ``index`` as a float32 ``n x d`` tensor (flattened in
-    ``(channel, row, column)`` order; pixels in [0, 1] for ``uint8`` input)."""
+    ``(channel, row, column)`` order; pixels in [0, 1], via :func:`to_tensor`)."""
     a = np.arange(patch)
     rows = (index.row[:, None] + a)[:, :, None]
     cols = (index.col[:, None] + a)[:, None, :]
@@ -255,7 +319,7 @@ def gather_patches(images: np.ndarray | torch.Tensor, index: PatchIndex, patch: 
     else:
         t = images.cpu()
         p = t[torch.as_tensor(img), :, torch.as_tensor(rows), torch.as_tensor(cols)]  # n x Q x Q x C
-        p = p.permute(0, 3, 1, 2).float()
+        p = to_tensor(p.permute(0, 3, 1, 2))
     if normalize is not None:
         p = normalize(p)
     return p.reshape(len(index.image), -1).contiguous()

@@ -68,19 +68,17 @@ from patchbook.patchknn.classifier import (
     train,
 )
 from patchbook.patchknn.encoding import (
+    AUTHORS_CIFAR_MEAN,
+    AUTHORS_CIFAR_STD,
     SHARED_SCORE_PARAMS,
     PatchEncoder,
+    check_formulation,
     resolve_k,
     transform_variants,
 )
 from patchbook.patchknn.patches import PatchMoments, image_shape, patch_moments
 from patchbook.paths import cache_root
 from patchbook.runtime import resolve_device
-
-# The input normalisation of the authors' CIFAR-10 script (torchvision
-# Normalize after ToTensor), louity/patches kneighbors.py.
-AUTHORS_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-AUTHORS_CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 # Work done (not served from a cache), for tests and reports: moment passes,
 # images encoded (once per variant), heads trained.
@@ -104,7 +102,9 @@ class PointConfig:
     ``patch``, ``k`` (an ``int`` count or a ``float`` fraction of ``n_atoms``),
     ``lam``, ``whitening``, ``both_signs``, ``soft`` (``None``: the binary
     code), ``pool``, ``pool_stride``, ``ceil_mode``, ``out_size``, ``stride``,
-    ``mirror``. Head (:func:`~patchbook.patchknn.classifier.make_head`): ``head``,
+    ``mirror``, ``formulation`` (``"ours"``, or ``"authors"``: what their
+    script computes, see :mod:`patchbook.patchknn.encoding`; it also makes
+    the augmented crops pad with zeros, :attr:`padding_mode`). Head (:func:`~patchbook.patchknn.classifier.make_head`): ``head``,
     ``bottleneck``, ``head_kernel``, ``batchnorm``. SGD: ``epochs``, ``lr``,
     ``milestones`` (x 0.1 at each), ``momentum``, ``weight_decay``,
     ``batch_size``; ``augment`` (random crop after ``padding`` and flip,
@@ -132,6 +132,7 @@ class PointConfig:
     out_size: int | None = None
     stride: int = 1
     mirror: bool = False
+    formulation: str = "ours"
     head: str = "factorized"
     bottleneck: int = 128
     head_kernel: int = 6
@@ -155,7 +156,7 @@ class PointConfig:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.whitening not in WHITENINGS:
             raise ValueError(f"whitening must be one of {WHITENINGS}, got {self.whitening!r}")
-        resolve_k(self.k, self.n_atoms)
+        resolve_k(self.k, self.n_atoms, check_formulation(self.formulation))
         for name in ("n_per_class", "n_test_per_class", "n_moment_images"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: all), got {getattr(self, name)}")
@@ -197,9 +198,20 @@ class PointConfig:
 
     def key(self) -> str:
         """A hash of the point: every field (``k`` as the count it resolves
-        to: ``k=0.25`` and ``k=4`` of 16 atoms are one point), nothing of how
-        it is computed."""
-        return stable_hash({"point": {**self.to_dict(), "k": resolve_k(self.k, self.n_atoms)}})
+        to: ``k=0.25`` and ``k=4`` of 16 atoms are one point; ``formulation``
+        only where it is not ``"ours"``, so earlier keys stay valid), nothing
+        of how it is computed."""
+        d = {**self.to_dict(), "k": resolve_k(self.k, self.n_atoms, self.formulation)}
+        if self.formulation == "ours":
+            del d["formulation"]
+        return stable_hash({"point": d})
+
+    @property
+    def padding_mode(self) -> str:
+        """How the augmented crops pad: with zeros in the authors'
+        formulation (``RandomCrop(32, padding=4)``, kneighbors.py:133),
+        reflected in ours."""
+        return "zeros" if self.formulation == "authors" else "reflect"
 
     @property
     def test_split(self) -> str:
@@ -208,7 +220,7 @@ class PointConfig:
     def encoder_params(self) -> dict[str, Any]:
         """The :class:`~patchbook.patchknn.encoding.PatchEncoder` parameters of the point."""
         names = ("n_atoms", "patch", "k", "lam", "whitening", "both_signs", "soft", "pool", "pool_stride",
-                 "ceil_mode", "out_size", "stride", "mirror", "seed")
+                 "ceil_mode", "out_size", "stride", "mirror", "formulation", "seed")
         return {n: getattr(self, n) for n in names}
 
     def schedule(self) -> Schedule:
@@ -320,8 +332,9 @@ def fit_encoder(encoder: PatchEncoder, images: np.ndarray, key: Any = None, n_mo
     return encoder.fit(images, moments=m)
 
 
-# What PatchEncoder.fit depends on (the other parameters only change how codes are computed).
-FIT_PARAMS = ("n_atoms", "patch", "lam", "whitening", "stride", "mirror", "seed")
+# What PatchEncoder.fit depends on (the other parameters only change how codes are computed;
+# the formulation changes the kernels, not the dictionary or the whitening).
+FIT_PARAMS = ("n_atoms", "patch", "lam", "whitening", "stride", "mirror", "formulation", "seed")
 _FITTED: dict[str, PatchEncoder] = {}
 
 
@@ -343,7 +356,8 @@ def fitted_encoder(config: PointConfig, train_split: Split, *, device: str = "cp
     e = copy.copy(_FITTED[fkey])
     e.set_params(**{p: v for p, v in params.items() if p not in FIT_PARAMS}, memory_mb=memory_mb,
                  progress=progress)
-    e.k_ = resolve_k(e.k, e.n_atoms)
+    e.k_ = resolve_k(e.k, e.n_atoms, e.formulation)
+    e._check_soft()
     return e
 
 
@@ -365,9 +379,8 @@ def variant(encoder: PatchEncoder, **changes) -> PatchEncoder:
         raise ValueError(f"variant() changes only {SHARED_SCORE_PARAMS}, not {sorted(bad)}; refit for those")
     v = copy.copy(encoder)
     v.set_params(**changes)
-    if v.soft is not None and not v.soft > 0:
-        raise ValueError(f"soft must be None or > 0, got {v.soft}")
-    v.k_ = resolve_k(v.k, v.n_atoms)
+    v.k_ = resolve_k(v.k, v.n_atoms, v.formulation)
+    v._check_soft()
     return v
 
 
@@ -387,7 +400,7 @@ def codes_scale(encoder: PatchEncoder) -> float:
 
 
 def _codes_path(encoder: PatchEncoder, images, key) -> Path:
-    params = {**encoder.code_params(), "k": resolve_k(encoder.k, encoder.n_atoms)}   # a count, however given
+    params = {**encoder.code_params(), "k": resolve_k(encoder.k, encoder.n_atoms, encoder.formulation)}  # a count
     ckey = {"what": "pooled codes", "encoder": params, "fitted": fitted_hash(encoder),
             "data": data_key(images, key), "dtype": str(codes_dtype(encoder)),
             "_src": source_hash("patchknn.encoding")}
@@ -639,8 +652,8 @@ def _measure_augmented(config: PointConfig, device: str, memory_mb: int, progres
     model = make_head(config.head, enc.out_shape(H, W), len(train_split.classes),
                       config.bottleneck, config.head_kernel, config.batchnorm).to(device)
     source = EncodedBatches(enc, train_split.images, train_split.labels, config.batch_size, shuffle=True,
-                            augment_train=True, padding=config.padding, seed=config.seed, rank=dist.rank,
-                            world=dist.world)
+                            augment_train=True, padding=config.padding, padding_mode=config.padding_mode,
+                            seed=config.seed, rank=dist.rank, world=dist.world)
     test_source = EncodedBatches(enc, test_split.images, test_split.labels, config.batch_size)
     t0 = time.perf_counter()
     res = resumable.fit(model, source, config.schedule(), Path(output) if output else run_folder(config),

@@ -5,7 +5,10 @@ The base setting's parameters have the names of
 :class:`patchbook.patchknn.pipeline.PointConfig`'s fields. Sweep values are
 given in the authors' terms (K at |D| = 2048, sigmoid scale in their units,
 |D| as a multiple of the base dictionary) and mapped to this profile's
-dictionary and units by the notebook.
+dictionary by the notebook; the soft-code sweep runs in the authors'
+formulation of the encoder, so its scales are used as they are, in their
+unit. The base setting is also measured in both formulations (ours and the
+authors', :mod:`patchbook.patchknn.encoding`).
 
 ``laptop`` sizing (measured in CPU seconds on the 2-core build machine while
 it was shared, so an upper bound): encoding 13 ms per image at |D| = 256
@@ -14,7 +17,8 @@ binary code), training the factorized head about 2.5 ms per image and epoch
 (54 CPU-s for the base point: 6 epochs, 3,000 images, evaluation included).
 With 3,000 training and 2,000 test images, 5 epochs and 34 distinct points:
 about 1,750 CPU-s of encoding and 1,550 of training, i.e. about 28 minutes
-on 2 uncontended cores.
+on 2 uncontended cores. The authors' formulation adds one point and one
+encoding pass (its binary code and the 7 soft scales share it).
 """
 
 _SWEEPS = {
@@ -24,7 +28,7 @@ _SWEEPS = {
     "lam_values": [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0],
     # |D| as multiples of n_atoms (the authors' 512 ... 4096 are 0.25 ... 2 x 2048)
     "n_atoms_factors": [0.25, 0.5, 1.0, 2.0],
-    # the authors' sigmoid scales (their units), mapped to ours by the measured ratio
+    # the authors' sigmoid scales, measured in their formulation (their threshold and unit)
     "soft_published": [0.001, 1.0, 2.0, 4.0, 10.0, 100.0, 1000.0],
     "classifiers": ["linear", "bottleneck 64", "bottleneck 128", "bottleneck 256"],
 }
@@ -41,6 +45,7 @@ _BASE = {
     "whitening": "zca",
     "both_signs": True,
     "soft": None,
+    "formulation": "ours",
     "pool": 5,
     "pool_stride": 3,
     "ceil_mode": True,
@@ -92,6 +97,8 @@ DOC = {
     "lam": "base whitening regulariser lambda (pixels in [0, 1], the authors' units)",
     "whitening": "base whitening: 'zca' (the authors') or 'none'",
     "soft": "base code: None (binary)",
+    "formulation": "base encoder: 'ours' (the paper's definitions) or 'authors' (what their script computes); "
+                   "the page measures the base setting in both",
     "both_signs": "codes of x and -x concatenated (authors' variant)",
     "pool": "average-pooling window on the code maps",
     "pool_stride": "average-pooling stride",
@@ -106,7 +113,7 @@ DOC = {
     "momentum": "SGD momentum",
     "weight_decay": "SGD weight decay",
     "no_whitening_point": "also measure the base setting without whitening (Euclidean neighbours)",
-    "n_ratio_patches": "patches used to measure the authors' score scale against ours (soft-code units)",
+    "n_ratio_patches": "patches used to measure what the authors' soft-code unit is worth in ours",
     "augment": "random crops and flips with codes recomputed every epoch (the resumable run of "
                "patchbook.patchknn.resumable; for GPUs); False: codes computed once and cached",
     "padding": "with augment: padding of the random crop",
@@ -115,6 +122,6 @@ DOC = {
     "patch_values": "patch sizes Q of the sweep",
     "lam_values": "whitening regularisers of the sweep",
     "n_atoms_factors": "dictionary sizes of the sweep, as multiples of n_atoms",
-    "soft_published": "soft-code scales s of the authors' sweep, in their units",
+    "soft_published": "soft-code scales s of the authors' sweep, in their units (measured in their formulation)",
     "classifiers": "heads of the classifier sweep: 'linear' or 'bottleneck <n>'",
 }
