@@ -225,14 +225,15 @@ def _ratios(change: list[torch.Tensor], between: list[torch.Tensor]) -> float:
 def perturbations(x: torch.Tensor, noise: list[float], seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """``{name: (reference, perturbed)}`` float image pairs of a batch ``x``:
     Gaussian noise of each standard deviation in ``noise`` (pixel units, on the
-    whole image; not clipped), and the two crops one pixel apart (horizontal,
+    whole image, then clipped to the pixel range [0, 1] that the encoder
+    accepts), and the two crops one pixel apart (horizontal,
     vertical): the image and the image shifted by one pixel, with no invented
     border."""
     g = torch.Generator().manual_seed(seed)
     out = {}
     for sigma in noise:
         eps = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
-        out[f"noise {sigma * 255:g}/255"] = (x, x + sigma * eps)
+        out[f"noise {sigma * 255:g}/255"] = (x, (x + sigma * eps).clamp(0, 1))
     out["shift 1 px (horizontal)"] = (x[..., :, :-1], x[..., :, 1:])
     out["shift 1 px (vertical)"] = (x[..., :-1, :], x[..., 1:, :])
     return out
@@ -337,13 +338,16 @@ def pooled_changes(encoder: PatchEncoder, x: torch.Tensor, steps: list[float], s
     """Finite differences of the encoder's pooled binary code: for each step
     ``h`` of ``steps`` and each image of ``x`` (float ``B x C x H x W``),
     ``||Phi(x + h v) - Phi(x)||`` along a random direction ``v`` of unit l2
-    norm (one per image, Gaussian, seeded). ``len(steps) x B``."""
+    norm (one per image, Gaussian, seeded), the perturbed image clipped to
+    [0, 1]: clipping is the projection onto the pixel box, which holds ``x``,
+    so the perturbed image stays within ``h`` of ``x`` and a step below the
+    margin still changes nothing. ``len(steps) x B``."""
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(x.shape, generator=g, dtype=torch.float32).to(x.device)
     v = v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     with torch.no_grad():
         base = encoder.encode_batch(x)
-        out = [(encoder.encode_batch(x + h * v) - base).flatten(1).norm(dim=1).cpu().numpy() for h in steps]
+        out = [(encoder.encode_batch((x + h * v).clamp(0, 1)) - base).flatten(1).norm(dim=1).cpu().numpy() for h in steps]
     return np.stack(out)
 
 
