@@ -159,6 +159,14 @@ class PointConfig:
         for name in ("n_per_class", "n_test_per_class", "n_moment_images"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: all), got {getattr(self, name)}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
+                np.isfinite(self.lr) and self.lr > 0):
+            hint = " (YAML reads 3e-3 as text: write 3.0e-3)" if isinstance(self.lr, str) else ""
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}{hint}")
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
