@@ -7,10 +7,13 @@ import ast
 import json
 import sys
 
+import yaml
+
 from patchbook.pages import execute as notebooks
 from patchbook.pages import gpu_check, profiles
 from patchbook.pages.build import build
 from patchbook.patchknn import pipeline, resumable
+from patchbook.patchknn.classifier import Diverged
 
 
 def _value(text: str):
@@ -98,16 +101,27 @@ def main(argv: list[str] | None = None) -> int:
             return train_point(args)
         elif args.cmd == "gpu-check":
             return gpu_check_verb(args)
-    except (profiles.ProfileError, notebooks.NotebookNotFound) as exc:
+    except (profiles.ProfileError, notebooks.NotebookNotFound, BadConfig) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Diverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+class BadConfig(ValueError):
+    """A ``train`` config file that cannot be read or holds a value out of bounds."""
 
 
 def train_point(args: argparse.Namespace) -> int:
     """``train CONFIG``: :func:`patchbook.patchknn.pipeline.measure` the point of
     the file; rank 0 prints it (accuracies in percent) as JSON."""
-    config = pipeline.load_config(args.config)
+    try:
+        config = pipeline.load_config(args.config)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        message = " ".join(str(exc).split())
+        raise BadConfig(message if args.config in message else f"{args.config}: {message}") from None
     try:
         point = pipeline.measure(config, device=args.device, memory_mb=args.memory_mb, progress=True,
                                  output=args.output)
@@ -115,7 +129,7 @@ def train_point(args: argparse.Namespace) -> int:
         resumable.finish_distributed()
     if point is not None:
         summary = {k: v for k, v in point.as_dict().items() if k != "history"}
-        print(json.dumps({"key": config.key(), **summary}, indent=1))
+        print(json.dumps({"key": config.key(), **summary}, indent=1, allow_nan=False))
     return 0
 
 

@@ -1,5 +1,7 @@
 """Classifier heads, schedule, metrics, data sources and the training loop."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -141,3 +143,79 @@ def test_factorized_head_collapsed_equals_convolutions(size, kernel):
     g_direct = torch.autograd.grad(direct.square().sum(), [x, head.reduce.weight, head.classify.weight])
     for a, b in zip(g_fast, g_direct):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------ non-finite training ----
+
+class _PoisonedBatches:
+    """Separable batches (``4`` per epoch of 16 samples); the batch
+    ``poison = (epoch, batch)`` holds a NaN feature."""
+
+    def __init__(self, poison: tuple[int, int]):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, 4, 2, 2, generator=g)
+        self.y = (self.x[:, 0, 0, 0] > 0).long()
+        self.poison, self.epoch = poison, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 4
+
+    def __iter__(self):
+        for b in range(4):
+            x = self.x[16 * b:16 * (b + 1)].clone()
+            if (self.epoch, b) == self.poison:
+                x[3, 1, 0, 0] = float("nan")
+            yield x, self.y[16 * b:16 * (b + 1)]
+
+
+def _linear(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return clf.make_head("linear", (4, 2, 2), n_classes=2, batchnorm=False)
+
+
+def test_a_non_finite_loss_stops_training_naming_epoch_batch_and_lr():
+    model = _linear()
+    seen = []
+    with pytest.raises(clf.Diverged, match=r"loss nan at epoch 2, batch 1 of 4, learning rate 0\.01\b") as err:
+        clf.train(model, _PoisonedBatches((2, 1)), clf.Schedule(epochs=5, lr=0.1, milestones=(2,)),
+                  progress=False, on_epoch=lambda e, rec, m, o: seen.append(e))
+    assert "\n" not in str(err.value)
+    assert seen == [0, 1]                             # the diverging epoch is never handed on
+    assert all(bool(torch.isfinite(t).all()) for t in model.state_dict().values())   # no step on the NaN
+
+
+def test_a_diverging_learning_rate_stops_instead_of_leaving_nan_weights():
+    X = torch.randn(64, 4, 2, 2, generator=torch.Generator().manual_seed(0)) * 100
+    y = (X[:, 0, 0, 0] > 0).long()
+    data = clf.ArrayBatches(X, y, batch_size=16)
+    stable = clf.train(_linear(), data, clf.Schedule(epochs=3, lr=1e-3), progress=False)
+    assert all(math.isfinite(e["train_loss"]) for e in stable.epochs)
+    model, seen = _linear(), []
+    with pytest.raises(clf.Diverged, match=r"training diverged: .* at epoch \d+, .*learning rate 1e\+34"):
+        clf.train(model, data, clf.Schedule(epochs=3, lr=1e34), progress=False,
+                  on_epoch=lambda e, rec, m, o: seen.append(rec))
+    assert all(math.isfinite(r["train_loss"]) for r in seen)
+
+
+def test_weights_made_non_finite_by_the_last_step_stop_the_epoch():
+    """The loss of the only batch is finite (computed before the step), the
+    step leaves infinite weights: the epoch ends in Diverged, not in a record."""
+    model, seen = _linear(), []
+    data = clf.ArrayBatches(torch.randn(16, 4, 2, 2), torch.arange(16) % 2, batch_size=16)
+    with pytest.raises(clf.Diverged, match=r"fc\.(weight|bias) is not finite after epoch 0 \(last step: batch 0 "
+                                           r"of 1, learning rate inf\)"):
+        clf.train(model, data, clf.Schedule(epochs=2, lr=math.inf), progress=False,
+                  on_epoch=lambda e, rec, m, o: seen.append(e))
+    assert seen == []
+
+
+def test_evaluate_refuses_non_finite_outputs():
+    model = _linear()
+    with torch.no_grad():
+        model.fc.bias[0] = float("nan")
+    data = clf.ArrayBatches(torch.randn(8, 4, 2, 2), torch.zeros(8, dtype=torch.long), batch_size=4)
+    with pytest.raises(clf.Diverged, match=r"evaluation: mean loss nan over 8 samples.*\(fc\.bias is not\)"):
+        clf.evaluate(model, data)

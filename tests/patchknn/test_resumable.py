@@ -1,5 +1,7 @@
 """Resumable and data-parallel training: checkpoints, bit-identical resume, DDP."""
 
+import json
+import math
 import os
 import random
 import socket
@@ -14,7 +16,13 @@ import torch.multiprocessing as mp
 from patchbook.pages import profiles
 from patchbook.patchknn import pipeline as ex
 from patchbook.patchknn import resumable as T
-from patchbook.patchknn.classifier import EncodedBatches
+from patchbook.patchknn.classifier import (
+    ArrayBatches,
+    Diverged,
+    EncodedBatches,
+    Schedule,
+    make_head,
+)
 from patchbook.patchknn.encoding import PatchEncoder
 from patchbook.paths import cache_root
 
@@ -211,3 +219,114 @@ def test_cifar_paper_row_runs_and_resumes(data_root, data_cache, tmp_path):
     again = ex.measure(c, device="cpu", output=tmp_path / "row")
     assert again.cached and again.history == p.history and (again.test_top1, again.test_top5) == (p.test_top1, p.test_top5)
     assert again.seconds["train_epochs"] == p.seconds["train_epochs"]
+
+
+# ---------------------------------------------------- diverging runs, strict JSON ----
+
+class _PoisonedFrom(ArrayBatches):
+    """Array batches whose batch ``batch`` holds a NaN feature from epoch
+    ``epoch`` on (a run that diverges there, whenever it is run)."""
+
+    def __init__(self, *args, epoch: int, batch: int, **kw):
+        super().__init__(*args, **kw)
+        self.poison = (epoch, batch)
+
+    def __iter__(self):
+        for b, (x, y) in enumerate(super().__iter__()):
+            if self.epoch >= self.poison[0] and b == self.poison[1]:
+                x = x.clone()
+                x[0, 0, 0, 0] = float("nan")
+            yield x, y
+
+
+def _strict(text: str):
+    def refuse(name):
+        raise ValueError(f"bare {name} in the JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_diverging_run_stops_and_checkpoints_only_finite_epochs(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(48, 3, 2, 2, generator=g)
+    y = (X[:, 0, 0, 0] > 0).long()
+    source = _PoisonedFrom(X, y, batch_size=16, shuffle=True, epoch=2, batch=1)
+
+    def run():
+        torch.manual_seed(0)
+        model = make_head("linear", (3, 2, 2), n_classes=2)
+        return T.fit(model, source, Schedule(epochs=4, lr=0.05), tmp_path, key="poisoned", meta={"lr": 0.05},
+                     test_data=ArrayBatches(X, y, batch_size=16), progress=False)
+
+    for attempt in range(2):                               # a rerun resumes after epoch 1 and stops again
+        with pytest.raises(Diverged, match=r"loss nan at epoch 2, batch 1 of 3, learning rate 0\.05"):
+            run()
+        ckpts = T.Checkpoints(tmp_path / "checkpoints")
+        assert ckpts.epochs() == [0, 1]
+        for epoch in ckpts.epochs():
+            weights = ckpts.load(epoch)["model"]
+            assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
+        log = _strict((tmp_path / "history.json").read_text())
+        assert [h["epoch"] for h in log["history"]] == [0, 1]
+        assert all(math.isfinite(v) for h in log["history"] for v in h.values())
+
+
+def test_history_json_is_strict(tmp_path):
+    assert _strict(T.strict_json({"a": [1.0, None]}, tmp_path / "h.json")) == {"a": [1.0, None]}
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match=r"h\.json: refusing to write a non-finite number"):
+            T.strict_json({"history": [{"train_loss": bad}]}, tmp_path / "h.json")
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("epochs", -2, "epochs must be an int >= 1, got -2"),
+    ("epochs", 0, "epochs must be an int >= 1, got 0"),
+    ("epochs", 2.5, "epochs must be an int >= 1, got 2.5"),
+    ("epochs", True, "epochs must be an int >= 1, got True"),
+    ("batch_size", 0, "batch_size must be an int >= 1, got 0"),
+    ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
+    ("lr", -1e-3, "lr must be a finite number > 0"),
+    ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
+    ("lr", float("inf"), "lr must be a finite number > 0, got inf"),
+    ("lr", "3e-3", r"got '3e-3' \(YAML reads 3e-3 as text: write 3\.0e-3\)"),
+])
+def test_training_settings_are_refused_at_config_time(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        ex.PointConfig(**{field: value})
+
+
+def test_cli_refuses_a_config_with_negative_epochs_before_training(tmp_path, monkeypatch, capsys):
+    from patchbook.__main__ import main
+
+    def measure(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(ex, "measure", measure)
+    config = tmp_path / "point.json"
+    config.write_text(json.dumps({"dataset": "mnist", "epochs": -2}))
+    assert main(["train", str(config)]) == 2
+    assert capsys.readouterr().err == f"error: {config}: epochs must be an int >= 1, got -2\n"
+    yaml_config = tmp_path / "point.yaml"
+    yaml_config.write_text("dataset: mnist\nlr: 3e-3\n")
+    assert main(["train", str(yaml_config)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_diverging_cifar_smoke_point_raises_and_keeps_nothing(data_root, data_cache, tmp_path, capsys):
+    """The smoke point of the CIFAR-10 page at a learning rate that diverges:
+    an error naming the epoch, the batch and the rate, never a point (cached
+    codes) or a checkpoint (augmented codes) with NaN weights."""
+    P = profiles.resolve("cifar10-table", "smoke")
+    for augment in (False, True):
+        c = ex.PointConfig.from_params(P, lr=1e4, augment=augment)
+        for attempt in range(2):                           # nothing was cached: it diverges again
+            with pytest.raises(Diverged, match=r"training diverged: .*epoch 0.* learning rate 10000\b"):
+                ex.measure(c, device="cpu", output=tmp_path / f"run-{augment}")
+            ex.forget()
+        assert not list((tmp_path / f"run-{augment}").rglob("ckpt-*.pt"))
+    from patchbook.__main__ import main
+
+    config = tmp_path / "diverging.json"
+    config.write_text(json.dumps({**ex.PointConfig.from_params(P, lr=1e4).to_dict(), "augment": True}))
+    assert main(["train", str(config), "--device", "cpu", "--output", str(tmp_path / "cli")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: training diverged: ") and "learning rate 10000" in err

@@ -24,6 +24,10 @@ Training
     epoch with a given optimizer state, so a resumable or distributed entry
     point can drive it.
 
+A non-finite loss (or non-finite weights after an epoch) stops training
+with :class:`Diverged`, naming the epoch, the batch and the learning rate,
+before the epoch is recorded or handed to ``on_epoch`` (so never checkpointed).
+
 Units: accuracies are in **percent** (:func:`evaluate` and every record of
 :func:`train`), losses are mean cross-entropies in nats, times in seconds.
 The pipeline that fits an encoder, computes codes and trains a head is
@@ -32,6 +36,7 @@ The pipeline that fits an encoder, computes codes and trains a head is
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -281,6 +286,19 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] =
     return [int(hit[:, :min(k, kmax)].any(1).sum()) for k in ks]
 
 
+class Diverged(FloatingPointError):
+    """Training (or evaluation) met a non-finite loss or non-finite weights."""
+
+
+def _non_finite_tensor(model: nn.Module) -> str | None:
+    """The name of the first floating-point parameter or buffer of ``model``
+    holding a NaN or an infinity, or ``None``."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data, progress: bool = False) -> dict[str, float]:
     """Top-1 and top-5 accuracy (percent), mean cross-entropy and the number
@@ -295,6 +313,10 @@ def evaluate(model: nn.Module, data, progress: bool = False) -> dict[str, float]
         a, b = topk_correct(out, y, (1, 5))
         c1, c5, n = c1 + a, c5 + b, n + len(y)
     model.train(was_training)
+    if not math.isfinite(loss):
+        bad = _non_finite_tensor(model)
+        raise Diverged(f"evaluation: mean loss {loss / n} over {n} samples, the model's outputs are not finite"
+                       + (f" ({bad} is not)" if bad else ""))
     return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": loss / n, "n": n}
 
 
@@ -321,6 +343,10 @@ def train(model: nn.Module, data, schedule: Schedule, test_data=None,
     each epoch (e.g. to checkpoint). Returns a :class:`History` (records:
     ``epoch``, ``lr``, ``train_loss``, ``train_top1`` in percent, the running
     accuracy over the epoch, ``seconds``; ``test_*`` where evaluated).
+
+    Raises :class:`Diverged` at the first batch whose loss is not finite
+    (before its step) or after an epoch that left a weight non-finite: that
+    epoch is neither recorded nor passed to ``on_epoch``.
     """
     optimizer = optimizer or schedule.optimizer(model)
     history = History()
@@ -335,15 +361,27 @@ def train(model: nn.Module, data, schedule: Schedule, test_data=None,
         t0 = time.perf_counter()
         n = correct = 0
         total = 0.0
-        for x, y in tqdm(data, disable=not progress, desc=f"epoch {epoch}", leave=False, mininterval=2.0):
+        batches = tqdm(data, disable=not progress, desc=f"epoch {epoch}", leave=False, mininterval=2.0)
+        where = f"batch {{}} of {len(data)}" if hasattr(data, "__len__") else "batch {}"
+        b = -1
+        for b, (x, y) in enumerate(batches):
             out = model(x)
             loss = F.cross_entropy(out, y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise Diverged(f"training diverged: loss {value} at epoch {epoch}, {where.format(b)}, learning "
+                               f"rate {lr:g}; nothing of this epoch was recorded or checkpointed (try a lower lr)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(y)
+            total += value * len(y)
             correct += int((out.argmax(1) == y).sum())
             n += len(y)
+        bad = _non_finite_tensor(model)
+        if bad is not None:
+            raise Diverged(f"training diverged: {bad} is not finite after epoch {epoch} (last step: "
+                           f"{where.format(b)}, learning rate {lr:g}); the epoch was neither recorded nor "
+                           f"checkpointed (try a lower lr)")
         rec = {"epoch": epoch, "lr": lr, "train_loss": total / max(n, 1), "train_top1": 100.0 * correct / max(n, 1),
                "seconds": time.perf_counter() - t0}
         last = epoch == schedule.epochs - 1

@@ -160,6 +160,14 @@ class PointConfig:
         for name in ("n_per_class", "n_test_per_class", "n_moment_images"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: all), got {getattr(self, name)}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
+                np.isfinite(self.lr) and self.lr > 0):
+            hint = " (YAML reads 3e-3 as text: write 3.0e-3)" if isinstance(self.lr, str) else ""
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}{hint}")
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
@@ -630,7 +638,7 @@ def measure(config: PointConfig, *, device: str = "auto", memory_mb: int = 512, 
     p = train_head(xtr, train_split.labels, xte, test_split.labels, config, scale=codes_scale(enc), flip_perm=flip,
                    device=device, progress=progress)
     p = dataclasses.replace(p, seconds={**seconds, **p.seconds}, codes_cached=was_cached)
-    _write_arrays(path, {"json": np.asarray(json.dumps(p.as_dict()))})
+    _write_arrays(path, {"json": np.asarray(json.dumps(p.as_dict(), allow_nan=False))})
     return p
 
 

@@ -16,7 +16,10 @@ Resuming
     and skips any truncated or corrupt one, and continues. Data order and
     augmentation are functions of ``(seed, epoch)``, so a resumed run sees
     exactly the batches the uninterrupted run would have seen and ends with
-    the same weights. A folder holds the run of one key only.
+    the same weights. A folder holds the run of one key only. A diverging run
+    (a non-finite loss or weight) stops with
+    :class:`patchbook.patchknn.classifier.Diverged` before that epoch is
+    checkpointed; ``history.json`` is strict JSON (no bare ``NaN``).
 
 Data parallelism
     Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in
@@ -109,6 +112,15 @@ class Checkpoints:
             except CorruptCheckpoint as exc:
                 warnings.warn(f"skipping checkpoint: {exc}; using the previous one", stacklevel=2)
         return None
+
+
+def strict_json(obj: Any, path: str | os.PathLike) -> str:
+    """``obj`` as strict JSON (no bare ``NaN`` or ``Infinity``), or a
+    ``ValueError`` naming ``path``, the file it was meant for."""
+    try:
+        return json.dumps(obj, indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"{path}: refusing to write a non-finite number as JSON ({exc})") from None
 
 
 # ------------------------------------------------------------- distributed ----
@@ -250,7 +262,8 @@ def fit(model: nn.Module, source, schedule: Schedule, folder: str | os.PathLike,
             ckpts.save(epoch, {"epoch": epoch, "model": core.state_dict(), "optimizer": opt.state_dict(),
                                "rng": rng_state(), "history": history, "key": key, "meta": meta})
             log = {"key": key, **meta, "world_size": dist.world, "history": history}
-            atomic_write(out / "history.json", lambda tmp: tmp.write_text(json.dumps(log, indent=1)))
+            text = strict_json(log, out / "history.json")
+            atomic_write(out / "history.json", lambda tmp: tmp.write_text(text))
         dist.barrier()
         if stop_after is not None and epoch >= stop_after:
             raise _Stop

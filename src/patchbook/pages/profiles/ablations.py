@@ -125,3 +125,45 @@ DOC = {
     "soft_published": "soft-code scales s of the authors' sweep, in their units (measured in their formulation)",
     "classifiers": "heads of the classifier sweep: 'linear' or 'bottleneck <n>'",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+_SIDE = 32  # CIFAR-10 images are 32 x 32
+BOUNDS = {
+    "seed": B.SEED,
+    "formulation": B.FORMULATION,
+    "n_per_class": B.Int(0, 5000),
+    "n_test_per_class": B.Int(0, 1000),
+    "n_moment_images": B.Int(0, 50000),
+    "n_atoms": B.COUNT,
+    "patch": B.Int(1, _SIDE),
+    "k": B.FRACTION,
+    "lam": B.NON_NEGATIVE,
+    "whitening": B.WHITENING,
+    "both_signs": B.Flag(),
+    "soft": B.OrNone(B.POSITIVE, "binary code"),
+    "pool": B.Int(1, _SIDE),
+    "pool_stride": B.Int(1, _SIDE),
+    "ceil_mode": B.Flag(),
+    "head": B.HEAD,
+    "bottleneck": B.COUNT,
+    "head_kernel": B.Int(1, _SIDE),
+    "batch_size": B.COUNT,
+    "epochs": B.COUNT,
+    "lr": B.POSITIVE,
+    "milestones": B.ListOf(B.COUNT, min_len=0),
+    "momentum": B.MOMENTUM,
+    "weight_decay": B.NON_NEGATIVE,
+    "no_whitening_point": B.Flag(),
+    "n_ratio_patches": B.COUNT,
+    "augment": B.Flag(),
+    "padding": B.Int(0, _SIDE),
+    "device": B.DEVICE,
+    "k_published": B.ListOf(B.Int(1, 2048)),  # K at the authors' |D| = 2048
+    "patch_values": B.ListOf(B.Int(1, _SIDE)),
+    "lam_values": B.ListOf(B.NON_NEGATIVE),
+    "n_atoms_factors": B.ListOf(B.POSITIVE),
+    "soft_published": B.ListOf(B.POSITIVE),
+    "classifiers": B.ListOf(B.Text(r"linear|bottleneck [1-9][0-9]*", "'linear' or 'bottleneck <n>' (n >= 1)")),
+}

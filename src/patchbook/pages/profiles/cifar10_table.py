@@ -111,3 +111,40 @@ DOC = {
     "memory_mb": "working memory bound of one encoding batch",
     "n_show": "atoms shown in the dictionary figure (per row of the grid: n_show)",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+_SIDE = 32  # CIFAR-10 images are 32 x 32
+BOUNDS = {
+    "seed": B.SEED,
+    "n_per_class": B.Int(0, 5000),
+    "n_test_per_class": B.Int(0, 1000),
+    "n_moment_images": B.Int(0, 50000),
+    "n_atoms": B.COUNT,
+    "patch": B.Int(1, _SIDE),
+    "k": B.FRACTION,
+    "lam": B.NON_NEGATIVE,
+    "whitening": B.WHITENING,
+    "both_signs": B.Flag(),
+    "soft": B.OrNone(B.POSITIVE, "binary code"),
+    "pool": B.Int(1, _SIDE),
+    "pool_stride": B.Int(1, _SIDE),
+    "ceil_mode": B.Flag(),
+    "head": B.HEAD,
+    "bottleneck": B.COUNT,
+    "head_kernel": B.Int(1, _SIDE),
+    "batch_size": B.COUNT,
+    "epochs": B.COUNT,
+    "lr": B.POSITIVE,
+    "milestones": B.ListOf(B.COUNT, min_len=0),
+    "momentum": B.MOMENTUM,
+    "weight_decay": B.NON_NEGATIVE,
+    "augment": B.Flag(),
+    "padding": B.Int(0, _SIDE),
+    "mirror": B.Flag(),
+    "rows": B.ListOf(B.Overrides()),
+    "device": B.DEVICE,
+    "memory_mb": B.COUNT,
+    "n_show": B.COUNT,
+}

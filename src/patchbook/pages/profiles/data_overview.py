@@ -12,3 +12,13 @@ DOC = {
     "n_paintings": "Rouen Cathedral canvases shown",
     "max_side": "longest side of the paintings and photographs shown, in pixels",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+BOUNDS = {
+    "seed": B.SEED,
+    "n_show": B.COUNT,
+    "n_paintings": B.Int(1, 28),  # the Rouen Cathedral series in the data has 28 canvases
+    "max_side": B.Int(16),
+}

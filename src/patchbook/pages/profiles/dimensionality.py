@@ -89,3 +89,30 @@ DOC = {
     "db_batch": "database patches per k-NN tile (memory: 4 x n_queries x db_batch bytes per tile)",
     "device": "where the k-NN search runs: cpu, cuda, or auto (cuda when available)",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+_SIDE = 32  # the smaller images studied (CIFAR-10, 32 x 32)
+_DATASETS = ("cifar10", "tiny-imagenet-100")
+BOUNDS = {
+    "seed": B.SEED,
+    "datasets": B.ListOf(B.Choice(*_DATASETS), max_len=len(_DATASETS)),
+    "patch_sizes": B.ListOf(B.Int(1, _SIDE)),
+    "n_database": B.OrNone(B.Int(2), "every patch"),
+    "n_queries": B.COUNT,
+    "k": B.Int(2),
+    "k_min": B.Int(2, "k"),  # Levina-Bickel: 2 <= k_min <= K
+    "lam": B.NON_NEGATIVE,
+    "energy_tol": B.Real(0, 1, lo_open=True, hi_open=True),
+    "n_cov_images": B.Keys(**{d: B.OrNone(B.COUNT, "every train image") for d in _DATASETS}),
+    "detail_patch": B.Int(1, _SIDE),
+    "scale_sizes": B.ListOf(B.Int(2), min_len=0),
+    "contrast_queries": B.COUNT,
+    "beyer_dims": B.ListOf(B.COUNT),
+    "beyer_n": B.Int(2),
+    "beyer_queries": B.COUNT,
+    "manifold_dims": B.ListOf(B.COUNT),
+    "db_batch": B.COUNT,
+    "device": B.DEVICE,
+}

@@ -129,3 +129,41 @@ DOC = {
                   "profile's (their checkpoints go to the cache, in a folder named by the point's key)",
     "device": "'auto' (CUDA if available), 'cpu' or 'cuda'",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+_SIDE = 64  # the smallest images of the page (Tiny-ImageNet, ImageNet 64 x 64)
+BOUNDS = {
+    "seed": B.SEED,
+    "dataset": B.Text(r"tiny-imagenet-100|imagefolder:.+", "'tiny-imagenet-100' or 'imagefolder:<path>'"),
+    "n_per_class": B.Int(0),
+    "n_test_per_class": B.Int(0),
+    "n_moment_images": B.Int(0),
+    "n_atoms": B.COUNT,
+    "patch": B.Int(1, _SIDE),
+    "k": B.FRACTION,
+    "lam": B.NON_NEGATIVE,
+    "pool": B.Int(1, _SIDE),
+    "pool_stride": B.Int(1, _SIDE),
+    "ceil_mode": B.Flag(),
+    "head": B.HEAD,
+    "bottleneck": B.COUNT,
+    "head_kernel": B.Int(1, _SIDE),
+    "batch_size": B.COUNT,
+    "epochs": B.COUNT,
+    "lr": B.POSITIVE,
+    "milestones": B.ListOf(B.COUNT, min_len=0),
+    "momentum": B.MOMENTUM,
+    "augment": B.Flag(),
+    "padding": B.Int(0, _SIDE),
+    "conv_layer": B.Choice("conv1", "conv2", "conv3", "conv4", "conv5"),
+    "conv_out_size": B.COUNT,
+    "pretrained_reference": B.Flag(),
+    "scattering_J": B.Int(1, 5),  # 2^J and its padding within 64 x 64 images
+    "scattering_L": B.COUNT,
+    "scattering_order": B.Choice(1, 2),
+    "scattering_out_size": B.COUNT,
+    "paper_runs": B.ListOf(B.Overrides(name=B.Text(), whitening=B.WHITENING), min_len=0),
+    "device": B.DEVICE,
+}

@@ -54,3 +54,24 @@ DOC = {
     "strotss": "keyword arguments of patchbook.style.optimize.strotss at every step",
     "decoders": "training preset of the feed-forward methods' decoders",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+BOUNDS = {
+    "seed": B.SEED,
+    "size": B.Int(32),
+    "photo": B.DataFile("photos/"),
+    "style": B.DataFile("paintings/"),
+    "n_steps": B.COUNT,
+    "show_steps": B.ListOf(B.Int(1, "n_steps")),
+    "methods": B.ListOf(B.STYLE_METHODS),
+    "metric_size": B.Int(32),
+    "seeds": B.ListOf(B.SEED, min_len=0),
+    "seed_methods": B.ListOf(B.STYLE_METHODS, min_len=0),
+    "seed_steps": B.COUNT,
+    "perturbation": B.NON_NEGATIVE,
+    "gatys": B.GATYS,
+    "strotss": B.STROTSS,
+    "decoders": B.DECODERS,
+}

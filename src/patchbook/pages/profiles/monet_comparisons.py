@@ -50,3 +50,17 @@ DOC = {
     "strotss": "keyword arguments of patchbook.style.optimize.strotss (paper: 250 RMSprop steps per scale)",
     "decoders": "training preset of the feed-forward methods' decoders",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+BOUNDS = {
+    "seed": B.SEED,
+    "size": B.Int(32),
+    "pairs": B.ListOf(B.ListOf(B.DataFile("photos/ (first) and paintings/"), min_len=3, max_len=3)),
+    "methods": B.ListOf(B.STYLE_METHODS),
+    "metric_size": B.Int(32),
+    "gatys": B.GATYS,
+    "strotss": B.STROTSS,
+    "decoders": B.DECODERS,
+}

@@ -78,3 +78,25 @@ DOC = {
     "soft_scales": "sigmoid scales s of the soft code (squared whitened distance units), decreasing",
     "n_probes": "random probes of the Jacobian-norm estimate per image and scale",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+BOUNDS = {
+    "seed": B.SEED,
+    "n_fit_per_class": B.Int(1, 5000),
+    "n_atoms": B.COUNT,
+    "patch": B.Int(1, 32),  # CIFAR-10 images are 32 x 32
+    "lam": B.NON_NEGATIVE,
+    "k_fraction": B.FRACTION,
+    "ks": B.ListOf(B.Int(1, "n_atoms")),  # K <= |D|
+    "noise_levels": B.ListOf(B.POSITIVE),
+    "n_images": B.Int(1, 10000),
+    "batch_size": B.Int(2),  # at least 2 (the DOC)
+    "n_margin_patches": B.COUNT,
+    "n_fd_images": B.Int(1, 10000),
+    "fd_steps": B.ListOf(B.POSITIVE),
+    "n_soft_images": B.Int(1, 10000),
+    "soft_scales": B.ListOf(B.POSITIVE),
+    "n_probes": B.COUNT,
+}

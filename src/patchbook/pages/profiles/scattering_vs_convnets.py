@@ -43,3 +43,33 @@ DOC = {
     "cpu_threads": "torch CPU threads for the classifiers (0: torch's default). One by default: on a 2-core CPU "
                    "shared with other work, intra-op threads cost more in synchronisation than they gain",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+BOUNDS = {
+    "seed": B.SEED,
+    "mnist_J": B.Int(1, 4),  # 2^J and its padding within 28 x 28 digits
+    "cifar_J": B.Int(1, 4),  # and within 32 x 32 images
+    "scat_L": B.COUNT,
+    "linear_lr": B.POSITIVE,
+    "linear_wd": B.NON_NEGATIVE,
+    "linear_batch": B.COUNT,
+    "linear_epochs": B.COUNT,
+    "cnn_width": B.COUNT,
+    "cnn_lr": B.POSITIVE,
+    "cnn_epochs": B.COUNT,
+    "resnet_width": B.COUNT,
+    "resnet_stem": B.Int(1, 32),
+    "resnet_lr": B.POSITIVE,
+    "resnet_batch": B.COUNT,
+    "resnet_blocks": B.COUNT,
+    "resnet_n_train": B.Int(10, 50000),  # stratified: at least one image per class
+    "resnet_epochs": B.COUNT,
+    "mnist_n_train": B.Int(10, 60000),
+    "mnist_n_test": B.Int(10, 10000),
+    "cifar_n_train": B.Int(10, 50000),
+    "cifar_n_test": B.Int(10, 10000),
+    "n_alexnet_filters": B.Int(1, 64),  # AlexNet's conv1 has 64
+    "cpu_threads": B.Int(0),  # 0: torch's default
+}

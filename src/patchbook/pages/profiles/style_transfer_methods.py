@@ -48,3 +48,19 @@ DOC = {
                "250 RMSprop steps per scale at rate 2e-3, 1024 output and 5000 style samples)",
     "decoders": "training preset of the feed-forward methods' decoders (patchbook.style.decoder.PRESETS)",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+BOUNDS = {
+    "seed": B.SEED,
+    "size": B.Int(32),
+    "photo": B.DataFile("photos/"),
+    "styles": B.ListOf(B.DataFile("paintings/")),
+    "compare_style": B.DataFile("paintings/"),
+    "style_weights": B.ListOf(B.POSITIVE),
+    "methods": B.ListOf(B.STYLE_METHODS),
+    "gatys": B.GATYS,
+    "strotss": B.STROTSS,
+    "decoders": B.DECODERS,
+}

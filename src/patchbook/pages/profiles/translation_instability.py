@@ -20,3 +20,18 @@ DOC = {
     "n_test": "MNIST test digits classified at every shift (stratified)",
     "n_distance": "test digits whose distances to their translates and to other digits are measured",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+BOUNDS = {
+    "seed": B.SEED,
+    "max_shift": B.Int(1, 13),  # translates of 28 x 28 digits that keep part of the digit
+    "avg_scales": B.ListOf(B.Int(0, 4)),
+    "scat_scales": B.ListOf(B.Int(1, 4)),  # 2^J and its padding within 28 x 28 digits
+    "scat_L": B.COUNT,
+    "n_show": B.COUNT,
+    "n_train": B.Int(10, 60000),
+    "n_test": B.Int(10, 10000),
+    "n_distance": B.Int(1, 10000),
+}

@@ -26,3 +26,23 @@ DOC = {
     "n_fields": "random deformation fields per digit and amplitude",
     "grad_norms": "values of ||grad tau||_inf swept",
 }
+
+# --------------------------------------------------------------- bounds ----
+from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+
+_DISPLACEMENT = B.Real(0, 1, hi_open=True)  # ||grad tau||_inf < 1: the deformation stays invertible
+BOUNDS = {
+    "seed": B.SEED,
+    "bank_J": B.Int(1, 6),
+    "bank_L": B.COUNT,
+    "bank_size": B.Int(16),
+    "digit_J": B.Int(1, 4),  # 2^J and its padding within 28 x 28 digits
+    "n_digits": B.COUNT,
+    "stab_J": B.Int(1, 4),
+    "smoothness": B.POSITIVE,
+    "freqs": B.ListOf(B.Real(0, 16, lo_open=True)),  # cycles per 32 pixels, up to Nyquist
+    "dilation": _DISPLACEMENT,
+    "n_stability": B.Int(1, 10000),
+    "n_fields": B.COUNT,
+    "grad_norms": B.ListOf(_DISPLACEMENT),
+}
