@@ -411,6 +411,16 @@ def stratified_subset(labels: np.ndarray, n_per_class: int, seed: int = 0) -> np
     return np.sort(np.concatenate(idx))
 
 
+def balanced_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``n`` examples, ``n // n_classes`` of every class
+    (:func:`stratified_subset`); every index when ``n`` is at least the
+    number of examples (so "all of MNIST" works although its classes differ
+    in size)."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    return stratified_subset(labels, n // len(np.unique(labels)), seed)
+
+
 def load(name: str, split: str, root: str | os.PathLike | None = None,
          n_per_class: int | None = None, seed: int = 0, download: bool = True,
          image_size: tuple[int, int] | None = None) -> Dataset:

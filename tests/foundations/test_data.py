@@ -294,3 +294,13 @@ def test_a_cifar_batch_of_the_wrong_shape_is_named(tmp_path):
     with pytest.raises(data.CorruptDataError, match="test_batch is not a CIFAR-10 batch"):
         data.load_dataset("cifar10", "test", root=root, download=False)
 
+
+
+def test_balanced_subset_takes_every_example_when_asked_for_all():
+    from patchbook.data import balanced_subset
+
+    labels = np.array([0] * 7 + [1] * 5 + [2] * 3)   # classes of different sizes, as MNIST's
+    assert np.array_equal(balanced_subset(labels, 15), np.arange(15))
+    assert np.array_equal(balanced_subset(labels, 100), np.arange(15))
+    idx = balanced_subset(labels, 6, seed=1)
+    assert np.array_equal(np.bincount(labels[idx]), [2, 2, 2]) and np.all(np.diff(idx) > 0)
