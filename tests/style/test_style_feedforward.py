@@ -208,6 +208,37 @@ def test_lstsq_decoder_inverts_relu1_1():
     assert float(((rec - test) ** 2).mean() / test.var()) < 0.05
 
 
+def test_psnr_is_ten_log_of_the_inverse_mse():
+    from patchbook.style.decoder import psnr
+
+    x = torch.zeros(3, 4, 5)
+    assert psnr(x, x) == float("inf")
+    assert psnr(x + 0.1, x) == pytest.approx(20.0)
+    assert psnr(x + 0.01, x) == pytest.approx(40.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr(x, x[:, :3])
+
+
+def test_reconstruction_psnr_of_a_perfect_and_a_constant_decoder():
+    from patchbook.style.decoder import reconstruction_psnr
+
+    class Exact(torch.nn.Module):  # the "encoder" is the identity: a perfect decoder returns its input
+        layer, factor = "image", 4
+
+        def forward(self, f):
+            return f
+
+    class Grey(Exact):
+        def forward(self, f):
+            return torch.full_like(f, 0.5)
+
+    identity = lambda x, layers: {"image": x}  # noqa: E731
+    img = torch.rand(3, 10, 13, generator=torch.Generator().manual_seed(0))  # padded to 12 x 16, cropped back
+    assert reconstruction_psnr(Exact(), [img], identity) == [float("inf")]
+    expected = 10 * np.log10(1 / float((img - 0.5).pow(2).mean()))
+    assert reconstruction_psnr(Grey(), [img], identity)[0] == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("kind", ["recon2", "adain"])
 def test_decoder_training_lowers_the_loss(kind):
     from patchbook.style.decoder import KINDS, Decoder, train_steps
@@ -235,11 +266,14 @@ def test_train_decoder_under_no_grad_and_cache(tmp_path, monkeypatch):
     pool = np.stack([to_u8(_photo(32, s)) for s in range(4)])
     monkeypatch.setattr(dec, "content_pool", lambda size, n, seed=0, **k: (pool[:n], {"test": True}))
     monkeypatch.setattr(dec, "style_pool", lambda size, n, seed=0, **k: (pool[:n, :, :, ::-1], {"test": True}))
-    kw = dict(steps=2, size=32, batch=2, n_fit=4, max_samples=500, n_content=4, progress=False)
+    kw = dict(steps=2, size=32, batch=2, n_fit=4, max_samples=500, n_content=4, psnr_size=32, progress=False)
     with torch.no_grad():
         first = dec.train_decoder("recon1", **kw)
     assert not first["budget"]["cached"] and first["budget"]["steps"] == 2
     assert len(first["history"]["loss"]) == 2 and first["budget"]["lstsq_relative_errors"][0] < 0.1
+    psnr = first["budget"]["heldout_psnr"]
+    assert 10 < psnr < 60 and first["budget"]["heldout_psnr_interval"][0] <= psnr
+    assert len(first["budget"]["heldout_psnr_per_photo"]) == len(dec.heldout_photos(32))
     again = dec.train_decoder("recon1", **kw)
     assert again["budget"]["cached"]
     for k, v in first["state_dict"].items():

@@ -4,12 +4,13 @@ projections,images,decoder,methods})."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from patchbook.features import LayerFeatures, trunk
 from patchbook.style import comparison, decoder, methods, projections
-from patchbook.style.images import resize_long, to_numpy, to_tensor
+from patchbook.style.images import crop, resize_long, to_numpy, to_tensor
 from patchbook.style.methods import Stylized
 
 
@@ -38,23 +39,66 @@ def test_title():
     assert comparison.title("other/van-gogh-starry-night.png", 8) == "van gogh"
 
 
+def _pair(i, photo, held_out, style):
+    img = _flat(0.0)
+    return comparison.Pair(f"pair{i}", "motif", f"p{i}.jpg", f"h{i}.jpg", f"s{i}.jpg", _flat(photo), _flat(held_out),
+                           _flat(style), img, img, torch.ones(6, 8, dtype=torch.bool), None)
+
+
 def test_pair_rows_measure_the_references_and_every_method(mean_metrics):
-    pairs = [comparison.Pair("p0.jpg", "h0.jpg", "s0.jpg", _flat(0.2), _flat(0.5), _flat(0.4)),
-             comparison.Pair("p1.jpg", "h1.jpg", "s1.jpg", _flat(0.1), _flat(0.9), _flat(0.6))]
+    pairs = [_pair(0, 0.2, 0.5, 0.4), _pair(1, 0.1, 0.9, 0.6)]
     out = {(0, "a"): Stylized(_flat(0.45), 2.0, False, {}), (1, "a"): Stylized(_flat(0.7), 4.0, False, {}),
            (0, "b"): Stylized(_flat(0.3), 1.0, False, {}), (1, "b"): Stylized(_flat(0.9), 3.0, False, {})}
     rows = comparison.pair_rows(pairs, out, ["a", "b"])
-    order = [(i, m) for i in (0, 1) for m in ("photo", "style canvas", "a", "b")]
+    order = [(f"pair{i}", m) for i in (0, 1) for m in ("photo", "style canvas", "a", "b")]
     assert [(r["pair"], r["method"]) for r in rows] == order
     by = {(r["pair"], r["method"]): r for r in rows}
-    assert by[0, "photo"]["gram"] == pytest.approx(0.3) and by[0, "photo"]["content"] == 0.0
-    assert by[1, "style canvas"]["gram"] == pytest.approx(0.3) and by[1, "style canvas"]["content"] == pytest.approx(5)
-    assert by[1, "a"]["moments"] == pytest.approx(0.1) and by[1, "a"]["content"] == pytest.approx(6)
-    assert math.isnan(by[0, "photo"]["seconds"]) and by[1, "b"]["seconds"] == 3.0
+    assert by["pair0", "photo"]["gram"] == pytest.approx(0.3) and by["pair0", "photo"]["content"] == 0.0
+    assert by["pair0", "photo"]["canvas"] == pytest.approx(3.0)  # the photograph against the canvas, in place
+    assert by["pair1", "style canvas"]["gram"] == pytest.approx(0.3)
+    assert math.isnan(by["pair1", "style canvas"]["content"]) and math.isnan(by["pair1", "style canvas"]["canvas"])
+    assert by["pair1", "a"]["moments"] == pytest.approx(0.1) and by["pair1", "a"]["content"] == pytest.approx(6)
+    assert by["pair1", "a"]["canvas"] == pytest.approx(2.0)
+    assert math.isnan(by["pair0", "photo"]["seconds"]) and by["pair1", "b"]["seconds"] == 3.0
     mean = comparison.means(rows)
     assert list(mean) == ["photo", "style canvas", "a", "b"]
     assert mean["a"]["gram"] == pytest.approx((0.05 + 0.2) / 2) and mean["b"]["seconds"] == 2.0
     assert mean["photo"]["gram"] == pytest.approx((0.3 + 0.8) / 2) and math.isnan(mean["photo"]["seconds"])
+
+
+def test_summary_is_the_student_interval_and_paired_the_difference_pair_by_pair():
+    from scipy import stats
+
+    gram = {"photo": [1.0, 1.2, 0.9, 1.4], "a": [0.8, 1.1, 0.6, 1.3]}
+    rows = [{"pair": f"p{i}", "method": m, "gram": v[i], "moments": 0.0, "canvas": 0.0, "content": math.nan,
+             "seconds": 1.0} for m, v in gram.items() for i in range(4)]
+    s = comparison.summary(rows)
+    a = np.array(gram["a"])
+    half = stats.t.ppf(0.975, 3) * a.std(ddof=1) / 2
+    assert s["a"]["gram"] == pytest.approx((a.mean(), a.mean() - half, a.mean() + half))
+    assert all(math.isnan(v) for v in s["a"]["content"])
+    d = np.array(gram["a"]) - np.array(gram["photo"])  # [-0.2, -0.1, -0.3, -0.1]
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert comparison.paired(rows, "gram") == {"a": pytest.approx((d.mean(), d.mean() - half, d.mean() + half))}
+    assert comparison.paired(rows, "gram")["a"][2] < 0  # closer than the photograph, pair for pair
+    # the pairs are matched by id, not by order
+    shuffled = rows[4:][::-1] + rows[:4]
+    assert comparison.paired(shuffled, "gram")["a"] == pytest.approx(comparison.paired(rows, "gram")["a"])
+
+
+def test_load_pair_aligns_and_crops_to_the_covered_rectangle(data_root):
+    from patchbook.style import alignment, pairs
+
+    spec = next(iter(pairs.load().values()))
+    p = comparison.load_pair(spec, 96)
+    al = p.alignment
+    assert max(p.canvas.shape[-2:]) == 96 and al.frame == tuple(p.canvas.shape[-2:])
+    t, l, b, r = al.box
+    assert bool(p.mask[t:b, l:r].all()) and p.photo.shape == p.held_out.shape == (3, b - t, r - l)
+    torch.testing.assert_close(p.held_out, p.canvas[:, t:b, l:r])
+    assert al.rms == pytest.approx(alignment.rms(alignment.residuals(al.H, al.photo_points, al.canvas_points)))
+    assert al.loo_rms >= al.rms and 0 < al.coverage <= 1
+    np.testing.assert_allclose(al.canvas_points, alignment.to_pixels(spec.canvas_points, al.frame[1], al.frame[0]))
 
 
 def test_distances_vanish_for_the_painting_itself(data_root):
@@ -120,6 +164,15 @@ def test_images_round_trip_and_resize():
     assert torch.equal(resize_long(img, 45), img)
     with pytest.raises(ValueError, match="3 x H x W"):
         resize_long(torch.zeros(2, 30, 45), 10)
+
+
+def test_crop_takes_fractions_of_the_image():
+    img = torch.arange(3 * 10 * 20, dtype=torch.float32).reshape(3, 10, 20)
+    assert torch.equal(crop(img, (0.25, 0.5, 0.75, 1.0)), img[:, 5:10, 5:15])
+    assert crop(img[None], (0, 0, 1, 1)).shape == (1, 3, 10, 20)
+    assert crop(img, (0.99, 0.99, 1.0, 1.0)).shape == (3, 1, 1)  # never empty
+    with pytest.raises(ValueError, match="u0 < u1"):
+        crop(img, (0.5, 0, 0.4, 1))
 
 
 # -------------------------------------------------------- decoder and methods ----

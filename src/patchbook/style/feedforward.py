@@ -22,9 +22,9 @@ Departures from the papers, forced by a CPU budget (say so on the pages):
 the encoder is VGG16 (the offline weights; the papers use VGG19); the
 decoders are closed-form layer-wise least-squares inverses (see
 :mod:`patchbook.style.decoder`), which blur, the more so the deeper the
-layer (held-out reconstruction PSNR about 16 dB from ``relu4_1``, 19 dB from
-``relu3_1``, 22 dB from ``relu2_1``, 32 dB from ``relu1_1``). So by default
-multi-level WCT starts at ``relu3_1`` (Li et al.: ``relu5_1`` down to
+layer (their held-out reconstruction PSNR is measured when they are fitted,
+:func:`~patchbook.style.decoder.reconstruction_psnr`, and shown on the
+methods page). So by default multi-level WCT starts at ``relu3_1`` (Li et al.: ``relu5_1`` down to
 ``relu1_1``) and MST works at ``relu3_1`` (Zhang et al.: ``relu4_1``); AdaIN
 keeps ``relu4_1`` as published. WCT whitens with a ridge ``reg`` (1.0 by
 default, :data:`WCT_REG`; 0 is the exact transform), as common

@@ -54,3 +54,15 @@ def resize_long(img: torch.Tensor, long_side: int) -> torch.Tensor:
         return x if img.ndim == 4 else x[0]
     y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=s < 1)
     return y if img.ndim == 4 else y[0]
+
+
+def crop(img: torch.Tensor, box) -> torch.Tensor:
+    """The region ``box = (u0, v0, u1, v1)`` of ``[B x] 3 x H x W``, given as
+    fractions of the width (``u``) and height (``v``), rounded to whole pixels
+    (at least one)."""
+    u0, v0, u1, v1 = (float(b) for b in box)
+    if not (0 <= u0 < u1 <= 1 and 0 <= v0 < v1 <= 1):
+        raise ValueError(f"expected a box (u0, v0, u1, v1) with 0 <= u0 < u1 <= 1 and 0 <= v0 < v1 <= 1, got {box}")
+    h, w = img.shape[-2:]
+    top, left = min(round(v0 * h), h - 1), min(round(u0 * w), w - 1)
+    return img[..., top:max(top + 1, round(v1 * h)), left:max(left + 1, round(u1 * w))]

@@ -123,30 +123,116 @@ def speed(seconds: Mapping[str, float], kinds: Mapping[str, str], labels: Mappin
 # ----------------------------------------------------------- Monet's canvases ----
 
 
-def against_references(gram: Mapping[str, float], photo: float, canvas: float, n_pairs: int,
-                       labels: Mapping[str, str] | None = None) -> Md:
-    """The comparison with the held-out canvas: ``gram`` the methods' mean
-    style distances to it, ``photo`` the photograph's (no stylisation),
-    ``canvas`` the style canvas's (another canvas of the series: the ceiling)."""
-    best = lowest(gram)
-    pairs = f"{n_pairs} photograph{'s' if n_pairs != 1 else ''}"
-    closer = [m for m, v in gram.items() if v < photo]
-    beyond = [m for m, v in gram.items() if v < canvas]
-    text = (f"Mean over {pairs}: closest to the held-out canvas is {_named(best, gram, labels)}, against "
-            f"{photo:.3f} for the photograph itself and {canvas:.3f} for the style canvas. ")
-    if len(closer) == len(gram):
-        text += "Every method comes closer to the held-out canvas than the photograph; "
-    elif closer:
-        rest = [_label(labels, m) for m in gram if m not in closer]
-        text += f"{len(closer)} of {len(gram)} methods come closer to it than the photograph (not {join(rest)}); "
-    else:
-        text += "No method comes closer to it than the photograph; "
+Interval = Sequence[float]  # (mean, low, high)
+
+
+def _ci(x: Interval, digits: int = 3) -> str:
+    m, lo, hi = x
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _side(diff: Interval) -> str:
+    """``"below"`` (the interval lies under 0), ``"above"`` or ``"across"`` (it holds 0)."""
+    _, lo, hi = diff
+    return "below" if hi < 0 else "above" if lo > 0 else "across"
+
+
+def against_references(dist: Mapping[str, Interval], photo: Interval, canvas: Interval,
+                       diffs: Mapping[str, Interval], n_pairs: int,
+                       labels: Mapping[str, str] | None = None, level: float = 0.95) -> Md:
+    """The comparison with the held-out canvases: ``dist[m]`` each method's
+    mean distance to them with its interval ``(mean, low, high)``, ``photo``
+    the photograph's (no stylisation), ``canvas`` the style canvas' (another
+    canvas of the series: the ceiling), ``diffs[m]`` the mean difference
+    method minus photograph over the same pairs, with its interval. A method
+    is *closer than the photograph* when that interval lies below 0, *farther*
+    when above; otherwise the pairs cannot tell."""
+    best = lowest({m: v[0] for m, v in dist.items()})
+    pairs = f"{n_pairs} pair{'s' if n_pairs != 1 else ''}"
+    text = (f"Mean over {pairs} ({level:.0%} intervals): closest to the held-out canvas is "
+            f"{join([f'{_label(labels, m)} ({_ci(dist[m])})' for m in best])}, against {_ci(photo)} for the "
+            f"photograph itself and {_ci(canvas)} for the style canvas. ")
+    side = {m: _side(diffs[m]) for m in dist}
+    closer = [_label(labels, m) for m in dist if side[m] == "below"]
+    farther = [_label(labels, m) for m in dist if side[m] == "above"]
+    unsure = [_label(labels, m) for m in dist if side[m] == "across"]
+    parts = []
+    if closer:
+        parts.append(f"{join(closer)} {_verb(closer, 'comes', 'come')} closer than the photograph, pair for pair "
+                     "(the interval of the difference lies below 0)")
+    if farther:
+        parts.append(f"{join(farther)} {_verb(farther, 'ends', 'end')} farther than the photograph")
+    if unsure:
+        parts.append(f"for {join(unsure)} the {pairs} cannot tell (the interval of the difference holds 0)")
+    text += "; ".join(parts)[:1].upper() + "; ".join(parts)[1:] + ". "
+    beyond = [m for m, v in dist.items() if v[2] < canvas[1]]
+    reach = [m for m, v in dist.items() if v[1] <= canvas[2]]
     if beyond:
-        text += (f"{join([_label(labels, m) for m in beyond])} {_verb(beyond, 'comes', 'come')} even closer "
-                 "than the style canvas.")
+        text += (f"{join([_label(labels, m) for m in beyond])} {_verb(beyond, 'comes', 'come')} even closer than the "
+                 "style canvas, beyond both intervals.")
+    elif reach:
+        text += (f"The intervals of {join([_label(labels, m) for m in reach])} overlap the style canvas': as close "
+                 "as another canvas Monet painted of the motif, as far as these pairs can tell.")
     else:
-        text += "none comes as close as the style canvas, another canvas Monet painted of the motif."
+        text += "None comes as close as the style canvas, another canvas Monet painted of the motif."
     return Md(text)
+
+
+def position_wise(dist: Mapping[str, Interval], photo: Interval, diffs: Mapping[str, Interval],
+                  labels: Mapping[str, str] | None = None) -> Md:
+    """The position-by-position comparison of aligned pairs: ``dist[m]`` the
+    distance between the features of a method's rendering and of the held-out
+    canvas at the same positions, ``photo`` the photograph's, ``diffs[m]`` the
+    differences method minus photograph (all ``(mean, low, high)``)."""
+    side = {m: _side(diffs[m]) for m in dist}
+    closer = [_label(labels, m) for m in dist if side[m] == "below"]
+    farther = [_label(labels, m) for m in dist if side[m] == "above"]
+    text = (f"Position by position, the aligned photograph is at {_ci(photo)} from the canvas. ")
+    if closer and not farther and len(closer) == len(dist):
+        return Md(text + "Every method brings it closer, pair for pair.")
+    parts = []
+    if closer:
+        parts.append(f"{join(closer)} {_verb(closer, 'brings', 'bring')} it closer, pair for pair")
+    if farther:
+        parts.append(f"{join(farther)} {_verb(farther, 'takes', 'take')} it farther: the photograph's own "
+                     "features are nearer Monet's, where he put them, than the rendering's")
+    rest = [_label(labels, m) for m in dist if side[m] == "across"]
+    if rest:
+        parts.append(f"for {join(rest)} the pairs cannot tell")
+    return Md(text + "; ".join(parts)[:1].upper() + "; ".join(parts)[1:] + ".")
+
+
+def alignment_errors(rms: Mapping[str, float], loo: Mapping[str, float], side: int) -> Md:
+    """The alignments in one sentence: ``rms[p]`` the RMS residual of pair
+    ``p``'s points after the fit, ``loo[p]`` the RMS distance of each point
+    left out of the fit to its partner, in pixels of canvas frames ``side``
+    pixels on the long side."""
+    if not rms:
+        return Md("")
+    worst = max(loo, key=loo.get)
+    text = (f"The homographies fit their points to {min(rms.values()):.1f}-{max(rms.values()):.1f} px RMS "
+            f"(canvases of {side} px on the long side); a point left out of the fit lands "
+            f"{min(loo.values()):.1f}-{max(loo.values()):.1f} px RMS from its partner, worst for {worst}")
+    bad = [p for p, v in loo.items() if v > 0.1 * side]
+    if bad:
+        return Md(text + f". For {join(bad)} that is over a tenth of the canvas: the scene is far from a plane "
+                         "seen from two viewpoints, and the position-wise distances of that pair are rough.")
+    return Md(text + ", under a tenth of the canvas for every pair.")
+
+
+def decoder_psnr(psnr: Mapping[str, Interval], target: float = 20.0, kind: str = "adain",
+                 labels: Mapping[str, str] | None = None) -> Md:
+    """Whether the decoder ``kind`` reconstructs held-out photographs to
+    ``target`` dB: ``psnr[k] = (mean, low, high)`` for each decoder."""
+    m, lo, hi = psnr[kind]
+    text = f"The {_label(labels, kind)} decoder reconstructs the held-out photographs to {m:.1f} dB [{lo:.1f}, {hi:.1f}]"
+    if lo >= target:
+        return Md(text + f": above the {target:g} dB aimed at.")
+    if m >= target:
+        return Md(text + f": {target:g} dB on average, though the interval reaches below it.")
+    best = max(psnr, key=lambda k: psnr[k][0])
+    other = (f"; the best decoder here is {_label(labels, best)} ({psnr[best][0]:.1f} dB)" if best != kind else "")
+    return Md(text + f", short of the {target:g} dB aimed at{other}.")
 
 
 def closest_to_both(gram: Mapping[str, float], content: Mapping[str, float],

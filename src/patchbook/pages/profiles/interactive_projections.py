@@ -14,7 +14,7 @@ PROFILES = {
         "decoders": "smoke",
     },
     "laptop": {
-        "seed": 0, "size": 96, "photo": "rouen-cathedral-facade-sunset.jpg",
+        "seed": 0, "size": 256, "photo": "rouen-cathedral-facade-sunset.jpg",
         "style": "monet/rouen-cathedral/rouen-cathedral-1893.jpg", "n_steps": 7, "show_steps": [1, 3, 5, 7],
         "methods": _METHODS, "metric_size": 224,
         "seeds": [1, 2], "seed_methods": ["gatys", "strotss", "adain", "wct", "mst", "magenta"],
