@@ -53,7 +53,7 @@ class TinyFeatures(nn.Module):
 def tiny_vgg(monkeypatch):
     cache = {}
 
-    def fake(layers, arch="vgg16", pool="max"):
+    def fake(layers, arch="vgg16", pool="max", device="cpu"):
         return cache.setdefault(tuple(layers), TinyFeatures(layers))
 
     monkeypatch.setattr(optimize, "vgg", fake)

@@ -195,12 +195,13 @@ class Decoder(nn.Module):
 
 # -------------------------------------------------------------- encoder ----
 
-@lru_cache(maxsize=2)
-def get_encoder(last: str = "relu4_1") -> LayerFeatures:
+@lru_cache(maxsize=4)
+def get_encoder(last: str = "relu4_1", device: str = "cpu") -> LayerFeatures:
     """The shared, frozen VGG16 (ImageNet weights from the data root) up to
-    ``last``: ``get_encoder()(x, layers)`` gives the activations of any
-    ``layers`` up to ``last`` (:class:`patchbook.features.LayerFeatures`)."""
-    return LayerFeatures([last], arch="vgg16").eval()
+    ``last``, on ``device``: ``get_encoder()(x, layers)`` gives the
+    activations of any ``layers`` up to ``last``
+    (:class:`patchbook.features.LayerFeatures`)."""
+    return LayerFeatures([last], arch="vgg16").eval().to(device)
 
 
 def _activations(encoder: LayerFeatures, x: torch.Tensor, wanted) -> dict[str, torch.Tensor]:

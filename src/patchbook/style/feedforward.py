@@ -67,7 +67,7 @@ def _encode(img: torch.Tensor, layer: str, multiple: int) -> tuple[torch.Tensor,
     x = img[None]
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-    return get_encoder()(x, [layer])[layer], (h, w)
+    return get_encoder(device=str(x.device))(x, [layer])[layer], (h, w)
 
 
 def _decode(decoder: Decoder, f: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:

@@ -40,10 +40,10 @@ STROTSS_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_
 
 
 @lru_cache(maxsize=4)
-def _vgg_full(arch: str, pool: str) -> LayerFeatures:
-    """The network ``arch`` up to its last ReLU (``relu5_3`` for VGG16)."""
+def _vgg_full(arch: str, pool: str, device: str = "cpu") -> LayerFeatures:
+    """The network ``arch`` up to its last ReLU (``relu5_3`` for VGG16), on ``device``."""
     last = [n for n in layer_names(arch) if n.startswith("relu")][-1]
-    return LayerFeatures([last], arch=arch, pool=pool).eval()
+    return LayerFeatures([last], arch=arch, pool=pool).eval().to(device)
 
 
 class _Layers(torch.nn.Module):
@@ -59,10 +59,11 @@ class _Layers(torch.nn.Module):
 
 
 @lru_cache(maxsize=16)
-def vgg(layers: tuple[str, ...], arch: str = "vgg16", pool: str = "max") -> torch.nn.Module:
-    """An extractor of ``layers`` (a dict of activations per call); the
-    pretrained network is loaded once per ``arch`` and ``pool`` and shared."""
-    return _Layers(_vgg_full(arch, pool), layers)
+def vgg(layers: tuple[str, ...], arch: str = "vgg16", pool: str = "max", device: str = "cpu") -> torch.nn.Module:
+    """An extractor of ``layers`` (a dict of activations per call) on
+    ``device``; the pretrained network is loaded once per ``arch``, ``pool``
+    and device and shared."""
+    return _Layers(_vgg_full(arch, pool, device), layers)
 
 
 # ----------------------------------------------------------------- Gatys ----
@@ -95,7 +96,7 @@ def gatys(content: torch.Tensor, style: torch.Tensor, *, style_weight: float = 1
     c = as_batch(content)
     s = resize_long(as_batch(style), max(8, round(style_scale * max(c.shape[-2:]))))
     layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
-    net = vgg(layers, arch, pool)
+    net = vgg(layers, arch, pool, str(c.device))
     with torch.no_grad():
         fc = net(c)
         fs = net(s)
@@ -189,6 +190,7 @@ def hypercolumns(img: torch.Tensor, feats: dict[str, torch.Tensor], pos: torch.T
     centred RGB values, then the activations of ``layers`` bilinearly
     interpolated at the same relative positions."""
     h, w = img.shape[-2:]
+    pos = pos.to(img.device)  # drawn on a CPU generator (reproducible), used where the image is
     grid = _grid(pos, h, w)
     cols = [(img - 0.5)[0, :, pos[:, 0], pos[:, 1]].T]
     for l in layers:
@@ -243,7 +245,7 @@ def strotss(content: torch.Tensor, style: torch.Tensor, *, content_weight: float
     c_full = as_batch(content)
     s_full = as_batch(style)
     H, W = c_full.shape[-2:]
-    net = vgg(STROTSS_LAYERS)
+    net = vgg(STROTSS_LAYERS, device=str(c_full.device))
     scales = strotss_scales(max(H, W), min_size)
     style_mean = s_full.mean(dim=(2, 3), keepdim=True)
     x = None

@@ -46,11 +46,13 @@ DOC = {
 
 # --------------------------------------------------------------- bounds ----
 from patchbook.pages import profiles as B  # noqa: E402  (the bounds, beside the table they bound)
+from patchbook.style import pairs as style_pairs  # noqa: E402
 
 BOUNDS = {
     "seed": B.SEED,
     "size": B.Int(32),
-    "pairs": B.ListOf(B.ListOf(B.DataFile("photos/ (first) and paintings/"), min_len=3, max_len=3)),
+    "pairs": B.ListOf(B.Choice(*style_pairs.load())),
+    "level": B.Real(0, 1, lo_open=True, hi_open=True),
     "methods": B.ListOf(B.STYLE_METHODS),
     "metric_size": B.Int(32),
     "gatys": B.GATYS,

@@ -69,4 +69,6 @@ BOUNDS = {
     "gatys": B.GATYS,
     "strotss": B.STROTSS,
     "decoders": B.DECODERS,
+    "zoom": B.ListOf(B.Real(0, 1), min_len=4, max_len=4),
+    "reconstruct": B.DataFile("photos/"),
 }
