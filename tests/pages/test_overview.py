@@ -50,6 +50,13 @@ def test_collect_reads_the_profile_and_committed_paper_runs(records):
     assert len(records) == 8
 
 
+def test_collect_refuses_a_corrupt_results_file(records):
+    path = results.results_file("cifar10-table", "smoke")
+    path.write_text('{"records": [')                         # a truncated file: its rows would be lost
+    with pytest.raises(results.ResultsError, match="not a valid results file"):
+        overview.collect("smoke")
+
+
 def test_one_claim_per_entry_in_book_order_with_measured_values(records):
     cs = overview.claims(records, ENTRIES, PARTS, "smoke")
     assert [c.entry.id for c in cs] == [BOUND.id, BEST.id, FINAL.id, UNQUOTED.id, PRINTED.id]

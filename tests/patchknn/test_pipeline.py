@@ -241,6 +241,33 @@ def test_measure_caches_codes_and_points(tmp_cache, tmp_path):
     assert ex.COUNTS["trainings"] == 2
 
 
+def test_shift_point_trains_on_windows_of_the_padded_codes(tmp_cache, tmp_path):
+    """shift: the padded training images are encoded once (a larger grid),
+    the test images as they are; the head sees windows of the test size."""
+    c = tiny(image_folder(tmp_path / "data"), patch=4, pool=4, pool_stride=3, mirror=True)  # 13 -> 4 x 4
+    s = c.replace(shift=3, test_flip=True)
+    assert s.key() != c.key() and s.replace(shift=0, test_flip=False).key() == c.key()
+    p = ex.measure(s, device="cpu")
+    assert ex.COUNTS["encoded images"] == 30 and (p.n_train, p.n_test) == (21, 9)
+    assert p.n_features == 2 * 16 * 4 * 4 and 0 <= p.test_top1 <= p.test_top5 <= 100
+    tr, _ = ex.splits(s)
+    enc = ex.fitted_encoder(s, tr)
+    padded = ex.shifted_train_split(s, enc, tr)
+    assert padded.images.shape[1:3] == (22, 22) and padded.key != tr.key
+    assert tuple(ex.encode_cached(enc, padded.images, padded.key).shape[2:]) == (6, 6)   # 19 positions
+    assert ex.COUNTS["encoded images"] == 30                              # from the cache
+    plain = ex.measure(c, device="cpu")                                   # no shift: the unpadded codes
+    assert ex.COUNTS["encoded images"] == 51 and plain.n_features == p.n_features
+    with pytest.raises(ValueError, match="multiple of the pooling stride"):
+        ex.measure(c.replace(shift=2), device="cpu")
+    with pytest.raises(ValueError, match="test_flip needs mirror"):
+        c.replace(mirror=False, test_flip=True)
+    with pytest.raises(ValueError, match="with augment=True"):
+        c.replace(shift=3, augment=True)
+    with pytest.raises(ValueError, match="shift must be an int"):
+        c.replace(shift=-3)
+
+
 def test_sweep_shares_scores_and_reuses_points(tmp_cache, tmp_path):
     base = tiny(image_folder(tmp_path / "data"))
     pts = ex.sweep([base.replace(k=k) for k in (1, 4, 8)], device="cpu")

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import missing
 
 from patchbook.style.statistics import mean_covariance, mean_std
 from patchbook.style.transforms import (
@@ -53,7 +54,7 @@ def _weights_or_skip():
 
         return get_encoder()
     except DataNotFoundError as exc:
-        pytest.skip(f"no VGG16 weights: {exc}")
+        missing(f"no VGG16 weights: {exc}")
 
 
 # ---------------------------------------------------------------- AdaIN ----

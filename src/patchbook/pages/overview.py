@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import matplotlib.pyplot as plt
 
-from patchbook.pages import build, published
+from patchbook.pages import build, published, results
 from patchbook.pages.published import Published
 from patchbook.pages.tables import Md, duration, escape
 from patchbook.paths import repo_root, results_root
@@ -35,17 +35,16 @@ OTHER_PART = "Other pages"
 
 def collect(profile: str, root: Path | None = None) -> list[dict[str, Any]]:
     """Records of ``profile`` (and of ``paper`` when it is another profile),
-    each with its notebook name, sorted by notebook then quantity order."""
+    each with its notebook name, sorted by notebook then quantity order. A
+    file that is not a valid results file raises
+    :class:`~patchbook.pages.results.ResultsError` (never skipped: the
+    overview would silently lose its rows)."""
     base = Path(root) if root is not None else results_root()
     rows: list[dict[str, Any]] = []
     for prof in dict.fromkeys([profile, SAME_SCALE]):
         for path in sorted((base / prof).glob("*.json")):
-            try:
-                payload = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            for rec in payload.get("records", []):
-                rows.append({"notebook": payload.get("notebook", path.stem), **rec})
+            for rec in results.read(path):
+                rows.append({"notebook": path.stem, **rec})
     return rows
 
 

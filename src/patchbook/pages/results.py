@@ -78,7 +78,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
+def read(path: Path) -> list[dict[str, Any]]:
+    """The records of the results file ``path`` (empty if there is none);
+    :class:`ResultsError` if it is not a valid one."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -95,7 +97,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 def load(notebook: str, profile: str) -> list[dict[str, Any]]:
     """The records of ``notebook`` at ``profile`` (empty if none); a file
     that is not a valid results file raises :class:`ResultsError`."""
-    return _read(results_file(notebook, profile))
+    return read(results_file(notebook, profile))
 
 
 def record(notebook: str, quantity: str, value: Any, *, profile: str,
@@ -133,7 +135,7 @@ def record(notebook: str, quantity: str, value: Any, *, profile: str,
                       RuntimeWarning, stacklevel=2)
     path = results_file(notebook, profile)
     with _locked(path):
-        records = [r for r in _read(path) if r.get("quantity") != quantity] + [rec]
+        records = [r for r in read(path) if r.get("quantity") != quantity] + [rec]
         text = json.dumps({"notebook": notebook, "profile": profile, "records": records},
                           indent=1, allow_nan=False)
         atomic_write(path, lambda tmp: tmp.write_text(text))

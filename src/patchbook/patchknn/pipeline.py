@@ -17,7 +17,9 @@ Two ways to measure a point, chosen by ``augment``:
   window counts (exact, 4x smaller than float32) and cached on disk
   (:func:`encode_variants`); the head is trained on them (:func:`train_head`)
   and the point itself is cached. With ``mirror=True`` the cached codes are
-  flipped at random for free (:meth:`~patchbook.patchknn.encoding.PatchEncoder.flip_permutation`).
+  flipped at random for free (:meth:`~patchbook.patchknn.encoding.PatchEncoder.flip_permutation`);
+  with ``shift`` they are those of the padded training images and every
+  sample is a random exact shift of its code (:mod:`patchbook.patchknn.shifts`).
 - ``augment=True``: the authors' recipe, codes of randomly cropped and
   flipped training images recomputed every epoch, trained by
   :func:`patchbook.patchknn.resumable.fit` (checkpoints after every epoch,
@@ -77,6 +79,7 @@ from patchbook.patchknn.encoding import (
     transform_variants,
 )
 from patchbook.patchknn.patches import PatchMoments, image_shape, patch_moments
+from patchbook.patchknn.shifts import FlipAveraged, ShiftedBatches, check_shift, pad_images
 from patchbook.paths import cache_root
 from patchbook.runtime import resolve_device
 
@@ -108,7 +111,12 @@ class PointConfig:
     ``bottleneck``, ``head_kernel``, ``batchnorm``. SGD: ``epochs``, ``lr``,
     ``milestones`` (x 0.1 at each), ``momentum``, ``weight_decay``,
     ``batch_size``; ``augment`` (random crop after ``padding`` and flip,
-    codes recomputed every epoch); test accuracy every ``eval_every`` epochs;
+    codes recomputed every epoch); ``shift`` (cached codes only: exact
+    random shifts of up to ``shift`` pixels, a multiple of ``pool_stride``,
+    from the cached codes of the padded training images, see
+    :mod:`patchbook.patchknn.shifts`; 0: none); ``test_flip`` (test logits
+    averaged over the code and its mirror image; needs ``mirror``); test
+    accuracy every ``eval_every`` epochs;
     ``seed`` (subsets, moment images, dictionary, initialisation, order).
 
     How a point is computed (device, working memory, progress bars, output
@@ -145,6 +153,8 @@ class PointConfig:
     batch_size: int = 128
     augment: bool = False
     padding: int = 4
+    shift: int = 0
+    test_flip: bool = False
     eval_every: int = 1
     seed: int = 0
 
@@ -168,6 +178,13 @@ class PointConfig:
                 np.isfinite(self.lr) and self.lr > 0):
             hint = " (YAML reads 3e-3 as text: write 3.0e-3)" if isinstance(self.lr, str) else ""
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}{hint}")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, (int, np.integer)) or self.shift < 0:
+            raise ValueError(f"shift must be an int >= 0 (pixels), got {self.shift!r}")
+        if self.shift and self.augment:
+            raise ValueError("shift is the cached-code augmentation: with augment=True the crops are recomputed "
+                             "(use padding)")
+        if self.test_flip and not self.mirror:
+            raise ValueError("test_flip needs mirror=True (a mirror-closed dictionary, so codes can be flipped)")
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
@@ -207,11 +224,12 @@ class PointConfig:
     def key(self) -> str:
         """A hash of the point: every field (``k`` as the count it resolves
         to: ``k=0.25`` and ``k=4`` of 16 atoms are one point; ``formulation``
-        only where it is not ``"ours"``, so earlier keys stay valid), nothing
-        of how it is computed."""
+        only where it is not ``"ours"``, ``shift`` and ``test_flip`` only
+        where set, so earlier keys stay valid), nothing of how it is computed."""
         d = {**self.to_dict(), "k": resolve_k(self.k, self.n_atoms, self.formulation)}
-        if self.formulation == "ours":
-            del d["formulation"]
+        for name, default in (("formulation", "ours"), ("shift", 0), ("test_flip", False)):
+            if d[name] == default:
+                del d[name]
         return stable_hash({"point": d})
 
     @property
@@ -234,6 +252,23 @@ class PointConfig:
     def schedule(self) -> Schedule:
         return Schedule(self.epochs, self.lr, self.milestones, momentum=self.momentum,
                         weight_decay=self.weight_decay)
+
+
+def augmentation(config: PointConfig) -> str:
+    """In words, how a point's training images are augmented (and its test
+    images averaged)."""
+    if config.augment:
+        return (f"random crops (padding {config.padding}, {config.padding_mode}) and flips, codes recomputed "
+                "every epoch")
+    if config.shift:
+        offsets = ", ".join(str(o) for o in range(0, 2 * config.shift + 1, config.pool_stride))
+        text = (f"exact shifts of cached codes (padding {config.shift}, {config.padding_mode}; crops at offsets "
+                f"{offsets} px)" + (" and flips" if config.mirror else ""))
+    elif config.mirror:
+        text = "flips of cached codes"
+    else:
+        return "none (cached codes)"
+    return text + (", test logits averaged over flips" if config.test_flip else "")
 
 
 def load_config(path: str | os.PathLike) -> PointConfig:
@@ -566,26 +601,55 @@ def point_from_history(history: Sequence[dict], *, n_train: int, n_test: int, n_
 
 
 def train_head(train_x, train_y, test_x, test_y, config: PointConfig, *, scale: float = 1.0,
-               flip_perm: torch.Tensor | None = None, device: str = "cpu", progress: bool = False) -> Point:
+               flip_perm: torch.Tensor | None = None, window: tuple[int, int] | None = None,
+               device: str = "cpu", progress: bool = False) -> Point:
     """Train the head of ``config`` (``head``, ``bottleneck``, ``head_kernel``,
     ``batchnorm``) on fixed features ``train_x`` (``N x C x h x w``, any dtype,
     times ``scale``) with its SGD schedule and seed, evaluating on ``test_x``
     every ``eval_every`` epochs: the one head-training function (patch codes
-    and the ImageNet table's fixed-feature baselines alike)."""
+    and the ImageNet table's fixed-feature baselines alike).
+
+    ``flip_perm`` flips a random half of each batch (see
+    :class:`~patchbook.patchknn.classifier.ArrayBatches`) and, with
+    ``config.test_flip``, averages the test logits over both orientations.
+    ``window``: ``train_x`` are larger grids (``N x C x G x G'``) and each
+    sample is a random ``window``-sized window of its grid
+    (:class:`~patchbook.patchknn.shifts.ShiftedBatches`), ``test_x`` has
+    the window's size."""
     COUNTS["trainings"] += 1
     train_x, test_x = torch.as_tensor(np.asarray(train_x)), torch.as_tensor(np.asarray(test_x))
     n_classes = int(max(np.max(train_y), np.max(test_y))) + 1
-    tr = ArrayBatches(train_x, train_y, config.batch_size, shuffle=True, scale=scale, device=device,
-                      seed=config.seed, flip_perm=flip_perm)
+    if config.test_flip and flip_perm is None:
+        raise ValueError("test_flip needs flip_perm (the mirror-closed dictionary's channel permutation)")
+    if window is None:
+        tr = ArrayBatches(train_x, train_y, config.batch_size, shuffle=True, scale=scale, device=device,
+                          seed=config.seed, flip_perm=flip_perm)
+    else:
+        tr = ShiftedBatches(train_x, train_y, window, config.batch_size, scale=scale, device=device,
+                            seed=config.seed, flip_perm=flip_perm)
     te = ArrayBatches(test_x, test_y, 500, scale=scale, device=device)
     torch.manual_seed(config.seed)
-    model = make_head(config.head, tuple(train_x.shape[1:]), n_classes, config.bottleneck, config.head_kernel,
+    model = make_head(config.head, tuple(test_x.shape[1:]), n_classes, config.bottleneck, config.head_kernel,
                       config.batchnorm).to(device)
+    if config.test_flip:
+        model = FlipAveraged(model, flip_perm).to(device)
     t0 = time.perf_counter()
     hist = train(model, tr, config.schedule(), test_data=te, eval_every=config.eval_every, progress=progress)
     return point_from_history(hist.epochs, n_train=len(train_y), n_test=len(test_y),
-                              n_features=int(np.prod(train_x.shape[1:])),
+                              n_features=int(np.prod(test_x.shape[1:])),
                               seconds={"train": time.perf_counter() - t0})
+
+
+def shifted_train_split(config: PointConfig, encoder: PatchEncoder, split: Split) -> Split:
+    """The training images of a ``shift`` point, padded by ``shift`` pixels
+    (``config.padding_mode``), with a key naming the padding; ``split`` as
+    it is without ``shift``."""
+    if not config.shift:
+        return split
+    H, W = split.images.shape[1:3]
+    check_shift(encoder, config.shift, H, W)
+    return Split(pad_images(split.images, config.shift, config.padding_mode), split.labels,
+                 {**split.key, "padded": config.shift, "padding_mode": config.padding_mode}, split.classes)
 
 
 def _point_path(config: PointConfig, train_split: Split, test_split: Split) -> Path:
@@ -627,16 +691,17 @@ def measure(config: PointConfig, *, device: str = "auto", memory_mb: int = 512, 
     t0 = time.perf_counter()
     enc = fitted_encoder(config, train_split, device=device, memory_mb=memory_mb, progress=progress)
     seconds = {"fit": time.perf_counter() - t0}
-    was_cached = codes_in_cache(enc, train_split) and codes_in_cache(enc, test_split)
+    coded = shifted_train_split(config, enc, train_split)
+    was_cached = codes_in_cache(enc, coded) and codes_in_cache(enc, test_split)
     t0 = time.perf_counter()
-    xtr = encode_cached(enc, train_split.images, train_split.key)
+    xtr = encode_cached(enc, coded.images, coded.key)
     xte = encode_cached(enc, test_split.images, test_split.key)
     seconds["encode_this_run"] = time.perf_counter() - t0
-    seconds["encode"] = sum(cached_seconds(enc, s.images, s.key) or 0.0 for s in (train_split, test_split))
+    seconds["encode"] = sum(cached_seconds(enc, s.images, s.key) or 0.0 for s in (coded, test_split))
     H, W = train_split.images.shape[1:3]
     flip = enc.flip_permutation(H, W) if config.mirror else None
     p = train_head(xtr, train_split.labels, xte, test_split.labels, config, scale=codes_scale(enc), flip_perm=flip,
-                   device=device, progress=progress)
+                   window=tuple(xte.shape[2:]) if config.shift else None, device=device, progress=progress)
     p = dataclasses.replace(p, seconds={**seconds, **p.seconds}, codes_cached=was_cached)
     _write_arrays(path, {"json": np.asarray(json.dumps(p.as_dict(), allow_nan=False))})
     return p
@@ -690,6 +755,7 @@ def prepare(configs: Iterable[PointConfig], *, device: str = "auto", memory_mb: 
         if _point_path(c, tr, te).exists():
             continue
         e = fitted_encoder(c, tr, device=device, memory_mb=memory_mb, progress=progress)
+        tr = shifted_train_split(c, e, tr)
         rest = {k: v for k, v in e.code_params().items() if k not in SHARED_SCORE_PARAMS}
         g = stable_hash([rest, fitted_hash(e), tr.key, te.key])
         groups.setdefault(g, (e, (tr, te), []))[2].append({k: getattr(e, k) for k in SHARED_SCORE_PARAMS})
