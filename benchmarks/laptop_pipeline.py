@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Benchmark of the stages of the CIFAR-10 laptop row (run by hand; not part of CI).
 
-The laptop row of ``notebooks/cifar10-table.md`` encodes the padded training
-images once, then trains the head for several epochs on random exact shifts
-of their cached codes (:mod:`patchbook.patchknn.shifts`). Stages, each timed
+The ``shift`` recipe of ``notebooks/cifar10-table.md`` (the laptop profile
+with ``-p mirror true -p shift 4``) encodes the padded training images once,
+then trains the head for several epochs on random exact shifts and flips of
+their cached codes (:mod:`patchbook.patchknn.shifts`). Stages, each timed
 in this process on CIFAR-10 training images (best of ``--repeats``), each
 printed with the time a plain float32 matrix product of the same FLOPs takes,
 measured in the same run (``ratio`` = stage time / matmul time: 1 is the
@@ -74,16 +75,17 @@ def main() -> None:
     ap.add_argument("--atoms", type=int, default=None, help="|D| (default: the laptop profile's)")
     ap.add_argument("--images", type=int, default=512, help="images encoded for the encode stage")
     ap.add_argument("--train-images", type=int, default=10000, help="images of the augment and epoch stages")
+    ap.add_argument("--shift", type=int, default=4, help="padding of the exact shifts (a multiple of the stride)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     P = profiles.resolve("cifar10-table", "laptop", {"n_atoms": args.atoms} if args.atoms else {})
     c = ex.PointConfig.from_params(P, n_per_class=max(1, args.train_images // 10), n_test_per_class=10,
-                                   n_moment_images=min(5000, args.train_images))
+                                   n_moment_images=min(5000, args.train_images), mirror=True, shift=args.shift)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.2f} before")
     train_split, _ = ex.splits(c)
     enc = ex.fitted_encoder(c, train_split)
-    shift = c.shift or 4
+    shift = c.shift
     padded = shifts.pad_images(train_split.images, shift, c.padding_mode)
     H = padded.shape[1]
     n_pos = (H - c.patch + 1) ** 2
@@ -97,7 +99,7 @@ def main() -> None:
 
     grids = enc.transform(padded, dtype=torch.uint8)
     h = w = grids.shape[-1] - 2 * shift // c.pool_stride
-    perm = enc.flip_permutation(32, 32) if c.mirror else None
+    perm = enc.flip_permutation(32, 32)
     data = shifts.ShiftedBatches(grids, train_split.labels, (h, w), c.batch_size, scale=ex.codes_scale(enc),
                                  flip_perm=perm)
     t = best_of(lambda: [None for _ in data], args.repeats)

@@ -74,13 +74,17 @@ def pad_images(images: np.ndarray, shift: int, mode: str = "reflect") -> np.ndar
 
 def windows(grid: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Windows ``B x C x h x w`` of pooled grids ``grid`` (``B x C x G x G'``)
-    at grid offsets ``dy``, ``dx`` (``B`` each; ``size = (h, w)``)."""
+    at grid offsets ``dy``, ``dx`` (``B`` each; ``size = (h, w)``), in
+    ``grid``'s dtype. The samples are gathered by offset (there are few):
+    one strided slice per offset, not an index per element."""
     h, w = size
-    B = len(grid)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None]                 # B x h x 1
-    cols = (dx[:, None] + torch.arange(w))[:, None, :]                 # B x 1 x w
-    b = torch.arange(B)[:, None, None]
-    return grid.permute(0, 2, 3, 1)[b, rows, cols].permute(0, 3, 1, 2)
+    out = torch.empty(len(grid), grid.shape[1], h, w, dtype=grid.dtype, device=grid.device)
+    key = dy * (int(dx.max()) + 1 if len(dx) else 1) + dx
+    for k in torch.unique(key).tolist():
+        sel = torch.nonzero(key == k).flatten()
+        oy, ox = int(dy[sel[0]]), int(dx[sel[0]])
+        out[sel] = grid[sel, :, oy:oy + h, ox:ox + w]
+    return out
 
 
 class ShiftedBatches(_Batches):
