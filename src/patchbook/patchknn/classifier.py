@@ -187,9 +187,14 @@ class ArrayBatches(_Batches):
         self.flip_perm = None if flip_perm is None else torch.as_tensor(flip_perm).to(device)
         self.epoch = 0
 
+    def _rows(self, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """The features of the batch ``idx`` as stored (a subclass may draw
+        from ``g`` here, before the flips)."""
+        return self.features[idx]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx, g in self._indices():
-            x = self.features[idx].to(self.device, torch.float32, non_blocking=True)
+            x = self._rows(idx, g).to(self.device, torch.float32, non_blocking=True)
             if self.scale != 1.0:
                 x = x.mul_(self.scale)
             if self.flip_perm is not None:

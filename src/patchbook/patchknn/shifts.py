@@ -22,12 +22,10 @@ instead of every epoch: 9 of the 81 offsets of a 4-pixel padding.
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import numpy as np
 import torch
 
-from patchbook.patchknn.classifier import _Batches
+from patchbook.patchknn.classifier import ArrayBatches
 from patchbook.patchknn.encoding import PatchEncoder, pool_windows
 
 PAD_MODES = {"reflect": "reflect", "zeros": "constant"}
@@ -87,44 +85,29 @@ def windows(grid: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, size: tuple[
     return out
 
 
-class ShiftedBatches(_Batches):
-    """Mini-batches of random windows of cached pooled grids: every sample a
-    window at a uniform grid offset in ``[0, n_offsets)^2`` and, with
-    ``flip_perm``, flipped with probability 1/2 (last axis reversed,
-    channels permuted), drawn from ``(seed, epoch)``.
+class ShiftedBatches(ArrayBatches):
+    """:class:`~patchbook.patchknn.classifier.ArrayBatches` of random windows
+    of cached pooled grids: every sample a window at a uniform grid offset
+    in ``[0, n_offsets)^2`` (drawn from ``(seed, epoch)`` before the flips),
+    then scaled and, with ``flip_perm``, flipped as there.
 
-    ``grids`` ``N x C x G x G'`` (any dtype, ``uint8`` counts converted per
-    batch and multiplied by ``scale``), ``size`` the window ``(h, w)``.
+    ``grids`` ``N x C x G x G'`` (any dtype), ``size`` the window ``(h, w)``.
     """
 
     def __init__(self, grids, labels, size: tuple[int, int], batch_size: int = 128, shuffle: bool = True,
                  scale: float = 1.0, device: str | torch.device = "cpu", seed: int = 0,
                  flip_perm: torch.Tensor | None = None):
-        self.grids = torch.as_tensor(grids)
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-        if len(self.grids) != len(self.labels):
-            raise ValueError(f"{len(self.grids)} grids but {len(self.labels)} labels")
-        G, G2 = self.grids.shape[-2:]
+        super().__init__(grids, labels, batch_size, shuffle, scale, device, seed, flip_perm=flip_perm)
+        G, G2 = self.features.shape[-2:]
         self.size = tuple(size)
         if self.size[0] > G or self.size[1] > G2:
             raise ValueError(f"window {self.size} is larger than the grid {(G, G2)}")
         self.n_offsets = (G - self.size[0] + 1, G2 - self.size[1] + 1)
-        self.batch_size, self.shuffle, self.scale = batch_size, shuffle, scale
-        self.device, self.seed, self.drop_last = device, seed, False
-        self.flip_perm = None if flip_perm is None else torch.as_tensor(flip_perm).to(device)
-        self.epoch = 0
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx, g in self._indices():
-            dy = torch.randint(0, self.n_offsets[0], (len(idx),), generator=g)
-            dx = torch.randint(0, self.n_offsets[1], (len(idx),), generator=g)
-            x = windows(self.grids[idx], dy, dx, self.size).to(self.device, torch.float32)
-            if self.scale != 1.0:
-                x = x.mul_(self.scale)
-            if self.flip_perm is not None:
-                f = (torch.rand(len(idx), generator=g) < 0.5).to(x.device)
-                x = torch.where(f[:, None, None, None], x.flip(-1).index_select(1, self.flip_perm), x)
-            yield x.contiguous(), self.labels[idx].to(self.device)
+    def _rows(self, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        dy = torch.randint(0, self.n_offsets[0], (len(idx),), generator=g)
+        dx = torch.randint(0, self.n_offsets[1], (len(idx),), generator=g)
+        return windows(self.features[idx], dy, dx, self.size)
 
 
 class FlipAveraged(torch.nn.Module):
