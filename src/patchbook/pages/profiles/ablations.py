@@ -79,9 +79,9 @@ PROFILES = {
     },
     "laptop": {
         **_BASE,
-        "n_per_class": 300, "n_test_per_class": 200, "n_moment_images": 1000,
+        "n_per_class": 150, "n_test_per_class": 100, "n_moment_images": 1000,
         "n_atoms": 256, "pool": 7, "pool_stride": 4, "ceil_mode": False,
-        "epochs": 5, "lr": 0.01, "milestones": [4],
+        "epochs": 4, "lr": 0.01, "milestones": [3],
     },
     "paper": {**_BASE, "augment": True},
 }

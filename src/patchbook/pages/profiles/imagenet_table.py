@@ -73,9 +73,9 @@ PROFILES = {
     },
     "laptop": {
         **_BASE,
-        "n_per_class": 40, "n_test_per_class": 20, "n_moment_images": 1000,
+        "n_per_class": 25, "n_test_per_class": 10, "n_moment_images": 1000,
         "n_atoms": 256, "pool": 14, "pool_stride": 9, "ceil_mode": False,
-        "bottleneck": 128, "head_kernel": 6, "batch_size": 128, "epochs": 8, "lr": 0.01, "milestones": [5, 7],
+        "bottleneck": 128, "head_kernel": 6, "batch_size": 128, "epochs": 6, "lr": 0.01, "milestones": [4, 5],
     },
     "paper": {
         **_BASE,
