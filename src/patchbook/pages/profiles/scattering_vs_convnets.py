@@ -8,7 +8,7 @@ PROFILES = {
     "smoke": {**_COMMON, "mnist_n_train": 500, "mnist_n_test": 200, "cifar_n_train": 200,
               "cifar_n_test": 100, "linear_epochs": 5, "cnn_epochs": 1, "resnet_n_train": 300,
               "resnet_epochs": 1, "resnet_blocks": 1},
-    "laptop": {**_COMMON, "mnist_n_train": 20000, "mnist_n_test": 10000, "cifar_n_train": 10000,
+    "laptop": {**_COMMON, "mnist_n_train": 60000, "mnist_n_test": 10000, "cifar_n_train": 5000,
                "cifar_n_test": 2000, "linear_epochs": 10, "cnn_epochs": 2, "resnet_n_train": 10000,
                "resnet_epochs": 4, "resnet_blocks": 1, "cpu_threads": 0},
     "paper": {**_COMMON, "mnist_n_train": 60000, "mnist_n_test": 10000, "cifar_n_train": 50000,
@@ -40,8 +40,9 @@ DOC = {
     "cifar_n_train": "CIFAR-10 training images for scattering + linear (stratified; 50000 = all)",
     "cifar_n_test": "CIFAR-10 test images (stratified; 10000 = all)",
     "n_alexnet_filters": "AlexNet conv1 filters shown (it has 64)",
-    "cpu_threads": "torch CPU threads for the classifiers (0: torch's default). One by default: on a 2-core CPU "
-                   "shared with other work, intra-op threads cost more in synchronisation than they gain",
+    "cpu_threads": "torch CPU threads for the classifiers (0: torch's default, every core). One at smoke: the "
+                   "tests share a 2-core CPU, where intra-op threads cost more in synchronisation than they gain; "
+                   "every core at laptop, whose book is built alone",
 }
 
 # --------------------------------------------------------------- bounds ----
