@@ -10,15 +10,13 @@ formulation of the encoder, so its scales are used as they are, in their
 unit. The base setting is also measured in both formulations (ours and the
 authors', :mod:`patchbook.patchknn.encoding`).
 
-``laptop`` sizing (measured in CPU seconds on the 2-core build machine while
-it was shared, so an upper bound): encoding 13 ms per image at |D| = 256
-(7 values of K sharing one score matrix: 2.7x one; 7 soft scales: 6x one
-binary code), training the factorized head about 2.5 ms per image and epoch
-(54 CPU-s for the base point: 6 epochs, 3,000 images, evaluation included).
-With 3,000 training and 2,000 test images, 5 epochs and 34 distinct points:
-about 1,750 CPU-s of encoding and 1,550 of training, i.e. about 28 minutes
-on 2 uncontended cores. The authors' formulation adds one point and one
-encoding pass (its binary code and the 7 soft scales share it).
+``laptop`` sizing: 1,500 training and 1,000 test images, 4 epochs, |D| = 256,
+39 points of 8 sweeps (codes cached across each sweep; the 7 values of K share
+one score matrix, the 7 soft scales one encoding pass): 229 s for the page in
+a cold ``make book`` on the 2-core build machine with nothing else running
+(data 20 s, sweeps 3.3 min; 2026-12-02; benchmarks/RESULTS.md). The page had 3,000 / 2,000 images and
+5 epochs (about 15 minutes alone) until the whole laptop book had to fit 45
+minutes; the standard error of an accuracy is now about 1.6 points.
 """
 
 _SWEEPS = {

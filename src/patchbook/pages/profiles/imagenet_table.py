@@ -6,12 +6,12 @@
 scattering coefficients and (a reference, not a baseline) ImageNet-trained
 AlexNet features, each with the same head.
 
-``laptop`` sizing (CPU seconds measured on the shared 2-core build machine,
-an upper bound): patch codes at 64 px 37 ms per image (|D| = 256), scattering
-(J = 3, L = 4, order 2) 120 ms per image, AlexNet features < 20 ms, the head
-2.5 ms per image and epoch. With 4,000 training and 2,000 validation images:
-about 450 + 710 + 100 CPU-s of features and 5 x 90 of training, i.e. about
-14 minutes on 2 uncontended cores.
+``laptop`` sizing: 2,500 training images (25 per class) and 1,000 validation
+images, 6 epochs: 132 s for the page in a cold ``make book`` on the 2-core
+build machine with nothing else running (SimplePatch 29 s, without whitening
+30 s, scattering 50 s, AlexNet features 5 s each; 2026-12-02; benchmarks/RESULTS.md). It had 4,000 /
+2,000 images and 8 epochs (about 14 minutes on a shared machine) until the
+whole laptop book had to fit 45 minutes.
 
 ``paper`` trains the authors' ImageNet runs (``paper_runs``: a ``name`` and
 :class:`patchbook.patchknn.pipeline.PointConfig` fields that override the
