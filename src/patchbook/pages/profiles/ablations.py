@@ -14,9 +14,10 @@ authors', :mod:`patchbook.patchknn.encoding`).
 39 points of 8 sweeps (codes cached across each sweep; the 7 values of K share
 one score matrix, the 7 soft scales one encoding pass): 229 s for the page in
 a cold ``make book`` on the 2-core build machine with nothing else running
-(data 20 s, sweeps 3.3 min; 2026-12-02; benchmarks/RESULTS.md). The page had 3,000 / 2,000 images and
-5 epochs (about 15 minutes alone) until the whole laptop book had to fit 45
-minutes; the standard error of an accuracy is now about 1.6 points.
+(data 20 s, sweeps 3.3 min; 2026-12-02; benchmarks/RESULTS.md). The page had
+3,000 / 2,000 images and 5 epochs (about 15 minutes alone) until the whole
+laptop book had to fit 45 minutes; the standard error of an accuracy is now
+about 1.6 points.
 """
 
 _SWEEPS = {

@@ -9,9 +9,10 @@ AlexNet features, each with the same head.
 ``laptop`` sizing: 2,500 training images (25 per class) and 1,000 validation
 images, 6 epochs: 132 s for the page in a cold ``make book`` on the 2-core
 build machine with nothing else running (SimplePatch 29 s, without whitening
-30 s, scattering 50 s, AlexNet features 5 s each; 2026-12-02; benchmarks/RESULTS.md). It had 4,000 /
-2,000 images and 8 epochs (about 14 minutes on a shared machine) until the
-whole laptop book had to fit 45 minutes.
+30 s, scattering 50 s, AlexNet features 5 s each; 2026-12-02;
+benchmarks/RESULTS.md). It had 4,000 / 2,000 images and 8 epochs (about 14
+minutes on a shared machine) until the whole laptop book had to fit 45
+minutes.
 
 ``paper`` trains the authors' ImageNet runs (``paper_runs``: a ``name`` and
 :class:`patchbook.patchknn.pipeline.PointConfig` fields that override the
