@@ -162,6 +162,14 @@ class _Batches:
             yield order[b * self.batch_size:(b + 1) * self.batch_size], g
 
 
+def flip_codes(x: torch.Tensor, flip_perm: torch.Tensor) -> torch.Tensor:
+    """The codes of the mirror images: pooled codes ``x`` (``B x C x h x w``)
+    flipped along their last axis, channels permuted by ``flip_perm`` (a
+    mirror-closed dictionary's, see
+    :meth:`~patchbook.patchknn.encoding.PatchEncoder.flip_permutation`)."""
+    return x.flip(-1).index_select(1, flip_perm)
+
+
 class ArrayBatches(_Batches):
     """Mini-batches of precomputed features.
 
@@ -199,7 +207,7 @@ class ArrayBatches(_Batches):
                 x = x.mul_(self.scale)
             if self.flip_perm is not None:
                 f = (torch.rand(len(idx), generator=g) < 0.5).to(x.device)
-                x = torch.where(f[:, None, None, None], x.flip(-1).index_select(1, self.flip_perm), x)
+                x = torch.where(f[:, None, None, None], flip_codes(x, self.flip_perm), x)
             yield x, self.labels[idx].to(self.device, non_blocking=True)
 
 

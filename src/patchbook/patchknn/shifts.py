@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from patchbook.patchknn.classifier import ArrayBatches
+from patchbook.patchknn.classifier import ArrayBatches, flip_codes
 from patchbook.patchknn.encoding import PatchEncoder, pool_windows
 
 PAD_MODES = {"reflect": "reflect", "zeros": "constant"}
@@ -124,4 +124,4 @@ class FlipAveraged(torch.nn.Module):
         out = self.head(x)
         if self.training:
             return out
-        return (out + self.head(x.flip(-1).index_select(1, self.flip_perm))) / 2
+        return (out + self.head(flip_codes(x, self.flip_perm))) / 2
